@@ -1,0 +1,50 @@
+"""The archive: candidates, lineage edges, scores, run metadata and the LLM cache.
+
+``SQLiteStorage`` is the durable source of truth of a run; ``InMemoryStorage``
+behaves the same without a file. Both keep an ``ArchiveIndex`` current for
+fast reads, and ``LineageGraph`` answers lineage questions and exports.
+The storage conformance suite lives in ``archive.testing`` (needs pytest).
+"""
+
+from ._copy import copy_archive
+from ._graph import LineageGraph
+from ._index import ArchiveIndex
+from ._memory import InMemoryStorage
+from ._records import (
+    FINAL_STATUSES,
+    Candidate,
+    ExampleScore,
+    NewCandidate,
+    SplitScore,
+    Status,
+    Usage,
+)
+from ._sqlite import SCHEMA_VERSION, SQLiteStorage
+from ._storage import (
+    ArchiveError,
+    ArchiveStorage,
+    DuplicateSlotError,
+    InvalidTransitionError,
+    UnknownCandidateError,
+)
+
+__all__ = [
+    "FINAL_STATUSES",
+    "SCHEMA_VERSION",
+    "ArchiveError",
+    "ArchiveIndex",
+    "ArchiveStorage",
+    "Candidate",
+    "DuplicateSlotError",
+    "ExampleScore",
+    "InMemoryStorage",
+    "InvalidTransitionError",
+    "LineageGraph",
+    "NewCandidate",
+    "SQLiteStorage",
+    "SplitScore",
+    "Status",
+    "Usage",
+    "UnknownCandidateError",
+    "copy_archive",
+]

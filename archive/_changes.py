@@ -1,0 +1,329 @@
+"""Validation and record building shared by every storage.
+
+Each state-changing storage method has three steps: *plan* the change (pure:
+validate it against the index and build the new frozen records), *persist* it
+in one transaction, then *publish* the new records to the index. The planning
+step lives here so that the in-memory and SQLite storages agree by
+construction; the conformance suite (``archive.testing``) checks the rest.
+
+Values are normalised to what reads back from JSON (tuples become lists, int
+keys become strings), so a record looks the same whether it was just written
+or loaded from disk. NaN and infinities are refused: JSON cannot hold them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from ._index import ArchiveIndex
+from ._records import (
+    FINAL_STATUSES,
+    Candidate,
+    ExampleScore,
+    NewCandidate,
+    SplitScore,
+    Status,
+    Usage,
+)
+from ._storage import (
+    ArchiveError,
+    DuplicateSlotError,
+    InvalidTransitionError,
+    UnknownCandidateError,
+)
+
+_REASON_REQUIRED = frozenset({Status.FAILED, Status.INVALID})
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # stateless, reused
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text; ``ValueError`` for NaN/inf, ``TypeError`` for non-JSON values."""
+    return _ENCODER.encode(value)
+
+
+def text(value: Any, what: str) -> str:
+    """A string that SQLite can store as UTF-8 text."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{what} is not valid unicode text: {exc}") from exc
+    return value
+
+
+def _object_text(value: Any, what: str) -> str:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{what} must be a mapping, not {type(value).__name__}")
+    return dumps(dict(value))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated change: the new records, and the JSON texts a database row needs."""
+
+    candidate: Candidate
+    retired: tuple[Candidate, ...] = ()
+    #: JSON text of each JSON column of ``candidate`` that changed ("genome", "usage", ...)
+    texts: Mapping[str, str | None] = field(default_factory=dict)
+    #: split -> JSON text of its examples, for each split whose scores changed
+    score_texts: Mapping[str, str] = field(default_factory=dict)
+
+
+class _Encoder:
+    """Normalises values through JSON and remembers the texts for the plan."""
+
+    def __init__(self) -> None:
+        self.texts: dict[str, str | None] = {}
+        self.score_texts: dict[str, str] = {}
+
+    def mapping(self, column: str, value: Any) -> dict[str, Any]:
+        encoded = self.texts[column] = _object_text(value, column)
+        return json.loads(encoded)
+
+    def optional(self, column: str, value: Any) -> dict[str, Any] | None:
+        if value is None:
+            self.texts[column] = None
+            return None
+        return self.mapping(column, value)
+
+    def usage(self, usage: Usage) -> Usage:
+        result = Usage.from_dict(usage.to_dict())
+        self.texts["usage"] = dumps(result.to_dict())
+        return result
+
+    def split_score(self, score: SplitScore) -> SplitScore:
+        text(score.split, "split name")
+        mean = float(score.mean)
+        if not math.isfinite(mean):
+            raise ValueError(f"mean score of split {score.split!r} is not finite: {mean}")
+        encoded = dumps([[e.example_id, e.score, e.output] for e in score.examples])
+        self.score_texts[score.split] = encoded
+        return SplitScore(score.split, mean, tuple(
+            ExampleScore(str(i), float(s), str(o)) for i, s, o in json.loads(encoded)))
+
+    def scores(self, scores: Sequence[SplitScore]) -> dict[str, SplitScore]:
+        result: dict[str, SplitScore] = {}
+        for score in scores:
+            if score.split in result:
+                raise ValueError(f"split {score.split!r} given twice")
+            result[score.split] = self.split_score(score)
+        return result
+
+    def plan(self, candidate: Candidate, retired: Sequence[Candidate] = ()) -> Plan:
+        return Plan(candidate, tuple(retired), self.texts, self.score_texts)
+
+
+class IndexView(Protocol):
+    """What planning reads: an :class:`ArchiveIndex`, or one with a batch planned on top."""
+
+    def __contains__(self, candidate_id: object) -> bool: ...
+    def get(self, candidate_id: int) -> Candidate: ...
+    def by_slot(self, slot: int) -> Candidate | None: ...
+    def max_id(self) -> int: ...
+
+
+class _Overlay:
+    """The index plus the candidates planned earlier in the same batch."""
+
+    def __init__(self, index: ArchiveIndex) -> None:
+        self.index = index
+        self.new: dict[int, Candidate] = {}
+        self.slots: dict[int, int] = {}
+
+    def __contains__(self, candidate_id: object) -> bool:
+        return candidate_id in self.new or candidate_id in self.index
+
+    def get(self, candidate_id: int) -> Candidate:
+        c = self.new.get(candidate_id)
+        return self.index.get(candidate_id) if c is None else c
+
+    def by_slot(self, slot: int) -> Candidate | None:
+        cid = self.slots.get(slot)
+        return self.index.by_slot(slot) if cid is None else self.new[cid]
+
+    def max_id(self) -> int:
+        return max(self.index.max_id(), max(self.new, default=0))
+
+    def put(self, candidate: Candidate) -> None:
+        self.new[candidate.id] = candidate
+        self.slots[candidate.slot] = candidate.id
+
+
+def _existing(index: IndexView, candidate_id: int, role: str) -> Candidate:
+    if candidate_id not in index:
+        raise UnknownCandidateError(f"{role} #{candidate_id} does not exist in the archive")
+    return index.get(candidate_id)
+
+
+def plan_add(index: IndexView, new: NewCandidate, retire: Sequence[int], now: float) -> Plan:
+    """The new pending candidate and the retirees it retires (with ``retired_by`` set)."""
+    slot = operator.index(new.slot)
+    taken = index.by_slot(slot)
+    if taken is not None:
+        raise DuplicateSlotError(f"slot {slot} already holds candidate #{taken.id}")
+    parent_ids = tuple(operator.index(p) for p in new.parent_ids)
+    for pid in parent_ids:
+        _existing(index, pid, "parent")
+    retirees: list[Candidate] = []
+    for rid in dict.fromkeys(operator.index(r) for r in retire):
+        retiree = _existing(index, rid, "candidate to retire")
+        if retiree.retired_by is not None:
+            raise InvalidTransitionError(
+                f"candidate #{rid} was already retired by #{retiree.retired_by}")
+        retirees.append(retiree)
+    cid = index.max_id() + 1
+    enc = _Encoder()
+    candidate = Candidate(
+        id=cid,
+        slot=slot,
+        kind=text(new.kind, "kind"),
+        genome=enc.mapping("genome", new.genome),
+        parent_ids=parent_ids,
+        operator=text(new.operator, "operator"),
+        generation=operator.index(new.generation),
+        status=Status.PENDING,
+        reason=None,
+        retired_by=None,
+        scores={},
+        mutation=enc.optional("mutation", new.mutation),
+        usage=enc.usage(new.usage),
+        timings=enc.mapping("timings", {}),
+        descriptors=enc.mapping("descriptors", new.descriptors),
+        created_at=now,
+        updated_at=now,
+    )
+    return enc.plan(candidate, [replace(r, retired_by=cid, updated_at=now) for r in retirees])
+
+
+def plan_add_many(
+    index: ArchiveIndex, items: Sequence[tuple[NewCandidate, Sequence[int]]], now: float
+) -> tuple[list[Plan], list[Candidate]]:
+    """Plans for adding ``items`` in order (each sees the ones before it), and the final
+    state of the new candidates (one may be retired by a later one of the batch)."""
+    view = _Overlay(index)
+    plans = []
+    for new, retire in items:
+        plan = plan_add(view, new, retire, now)
+        for retiree in plan.retired:
+            view.put(retiree)
+        view.put(plan.candidate)
+        plans.append(plan)
+    return plans, [view.get(p.candidate.id) for p in plans]
+
+
+def plan_finish(
+    index: ArchiveIndex,
+    candidate_id: int,
+    status: Status,
+    *,
+    reason: str | None,
+    scores: Sequence[SplitScore],
+    usage: Usage,
+    timings: Mapping[str, float] | None,
+    now: float,
+) -> Plan:
+    """The candidate moved from pending to the final ``status``."""
+    current = _existing(index, candidate_id, "candidate")
+    status = Status(status)
+    if status not in FINAL_STATUSES:
+        raise InvalidTransitionError(f"cannot finish candidate #{candidate_id} as {status}")
+    if current.status is not Status.PENDING:
+        raise InvalidTransitionError(
+            f"candidate #{candidate_id} is {current.status}, only pending candidates can finish")
+    if status in _REASON_REQUIRED and not reason:
+        raise InvalidTransitionError(f"a {status} candidate needs a reason (#{candidate_id})")
+    enc = _Encoder()
+    return enc.plan(replace(
+        current,
+        status=status,
+        reason=None if reason is None else text(reason, "reason"),
+        scores={**current.scores, **enc.scores(scores)},
+        usage=enc.usage(current.usage + usage),
+        timings=enc.mapping("timings", {**current.timings, **(timings or {})}),
+        updated_at=now,
+    ))
+
+
+def plan_add_scores(
+    index: ArchiveIndex, candidate_id: int, score: SplitScore, usage: Usage, now: float
+) -> Plan:
+    """The evaluated candidate with ``score`` added (or replacing that split's scores)."""
+    current = _existing(index, candidate_id, "candidate")
+    if current.status is not Status.EVALUATED:
+        raise InvalidTransitionError(
+            f"candidate #{candidate_id} is {current.status}; only evaluated candidates get "
+            "more scores")
+    enc = _Encoder()
+    new = enc.split_score(score)
+    return enc.plan(replace(
+        current,
+        scores={**current.scores, new.split: new},
+        usage=enc.usage(current.usage + usage),
+        updated_at=now,
+    ))
+
+
+def plan_import(index: ArchiveIndex, candidate: Candidate) -> Plan:
+    """``candidate`` normalised, after checking that it fits into the archive as given."""
+    cid = operator.index(candidate.id)
+    if cid < 1:
+        raise ArchiveError(f"candidate ids start at 1, got {cid}")
+    if cid in index:
+        raise ArchiveError(f"candidate #{cid} already exists")
+    slot = operator.index(candidate.slot)
+    taken = index.by_slot(slot)
+    if taken is not None:
+        raise DuplicateSlotError(f"slot {slot} already holds candidate #{taken.id}")
+    parent_ids = tuple(operator.index(p) for p in candidate.parent_ids)
+    for pid in parent_ids:
+        if pid >= cid:
+            raise ArchiveError(f"parent #{pid} of candidate #{cid} must have a smaller id")
+        _existing(index, pid, "parent")
+    retired_by = None if candidate.retired_by is None else operator.index(candidate.retired_by)
+    if retired_by is not None and retired_by <= cid:
+        raise ArchiveError(f"candidate #{cid} cannot be retired by an older candidate "
+                           f"(#{retired_by})")
+    status = Status(candidate.status)
+    if status in _REASON_REQUIRED and not candidate.reason:
+        raise InvalidTransitionError(f"a {status} candidate needs a reason (#{cid})")
+    if any(split != score.split for split, score in candidate.scores.items()):
+        raise ArchiveError(f"candidate #{cid}: scores are keyed by a name other than their split")
+    enc = _Encoder()
+    return enc.plan(Candidate(
+        id=cid,
+        slot=slot,
+        kind=text(candidate.kind, "kind"),
+        genome=enc.mapping("genome", candidate.genome),
+        parent_ids=parent_ids,
+        operator=text(candidate.operator, "operator"),
+        generation=operator.index(candidate.generation),
+        status=status,
+        reason=None if candidate.reason is None else text(candidate.reason, "reason"),
+        retired_by=retired_by,
+        scores=enc.scores(list(candidate.scores.values())),
+        mutation=enc.optional("mutation", candidate.mutation),
+        usage=enc.usage(candidate.usage),
+        timings=enc.mapping("timings", candidate.timings),
+        descriptors=enc.mapping("descriptors", candidate.descriptors),
+        created_at=float(candidate.created_at),
+        updated_at=float(candidate.updated_at),
+    ))
+
+
+def encode_meta(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(key, JSON text) pairs for ``set_meta`` and ``finish_candidate(meta=...)``."""
+    return [(text(key, "meta key"), dumps(value)) for key, value in values.items()]
+
+
+def encode_cache_entry(
+    key: str, request: Mapping[str, Any], response: Mapping[str, Any]
+) -> tuple[str, str, str]:
+    """(key, request JSON, response JSON) for ``cache_put``."""
+    return (text(key, "cache key"), _object_text(request, "request"),
+            _object_text(response, "response"))

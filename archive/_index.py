@@ -1,0 +1,128 @@
+"""In-memory index of an archive: the read-only view strategies see.
+
+Every storage keeps one index in step with its writes (``_put``). Reads are
+dictionary lookups; the population's fitness and child counts are kept in
+numpy arrays indexed by candidate id, so a selector can score the whole
+population in one vectorised step however large the archive grows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from ._records import Candidate, Status
+
+
+class ArchiveIndex:
+    """Read-only view of one run's candidates (kept current by the storage)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, Candidate] = {}
+        self._by_slot: dict[int, int] = {}
+        self._children: dict[int, list[int]] = {}
+        self._fitness = np.full(1024, np.nan)  # NaN: not evaluated
+        self._alive = np.zeros(1024, dtype=bool)
+        self._n_children = np.zeros(1024, dtype=np.int64)
+        self._max_id = 0  # kept by _put so that id/slot allocation stays O(1)
+        self._max_slot = -1
+
+    # -- writes (storage only) --------------------------------------------------------
+    def _put(self, candidate: Candidate) -> None:
+        cid = candidate.id
+        previous = self._by_id.get(cid)
+        self._grow(cid)
+        self._by_id[cid] = candidate
+        self._by_slot[candidate.slot] = cid
+        self._max_id = max(self._max_id, cid)
+        self._max_slot = max(self._max_slot, candidate.slot)
+        if previous is None:
+            for pid in dict.fromkeys(candidate.parent_ids):
+                self._children.setdefault(pid, []).append(cid)
+                self._grow(pid)
+                self._n_children[pid] += 1
+        fit = candidate.fitness
+        self._fitness[cid] = np.nan if fit is None else fit
+        self._alive[cid] = candidate.alive
+
+    def _grow(self, cid: int) -> None:
+        size = len(self._fitness)
+        if cid < size:
+            return
+        new = max(size * 2, cid + 1)
+        self._fitness = np.concatenate([self._fitness, np.full(new - size, np.nan)])
+        self._alive = np.concatenate([self._alive, np.zeros(new - size, dtype=bool)])
+        self._n_children = np.concatenate([self._n_children, np.zeros(new - size, np.int64)])
+
+    # -- reads ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, candidate_id: object) -> bool:
+        return candidate_id in self._by_id
+
+    def get(self, candidate_id: int) -> Candidate:
+        try:
+            return self._by_id[candidate_id]
+        except KeyError:
+            from ._storage import UnknownCandidateError
+
+            raise UnknownCandidateError(f"no candidate with id {candidate_id}") from None
+
+    def by_slot(self, slot: int) -> Candidate | None:
+        cid = self._by_slot.get(slot)
+        return None if cid is None else self._by_id[cid]
+
+    def next_slot(self) -> int:
+        return self._max_slot + 1
+
+    def max_id(self) -> int:
+        return self._max_id
+
+    def candidates(
+        self, *, status: Status | Iterable[Status] | None = None, alive: bool | None = None
+    ) -> list[Candidate]:
+        """Candidates in id order, optionally filtered by status and population membership."""
+        wanted = None if status is None else (
+            {status} if isinstance(status, Status) else set(status))
+        return [
+            c for _, c in sorted(self._by_id.items())
+            if (wanted is None or c.status in wanted) and (alive is None or c.alive == alive)
+        ]
+
+    def children(self, candidate_id: int) -> list[int]:
+        return list(self._children.get(candidate_id, ()))
+
+    def population_ids(self) -> np.ndarray:
+        """Ids of alive, evaluated candidates (the current population), ascending."""
+        n = self.max_id() + 1
+        mask = self._alive[:n] & ~np.isnan(self._fitness[:n])
+        return np.flatnonzero(mask)
+
+    def fitness_of(self, ids: np.ndarray) -> np.ndarray:
+        """Training fitness per id (NaN where not evaluated)."""
+        return self._fitness[ids]
+
+    def children_count_of(self, ids: np.ndarray) -> np.ndarray:
+        return self._n_children[ids]
+
+    def best(self, split: str = "train") -> Candidate | None:
+        """The evaluated candidate with the highest mean score on ``split``.
+
+        The lowest id wins ties."""
+        best: Candidate | None = None
+        for c in self._by_id.values():
+            if c.status is not Status.EVALUATED:
+                continue
+            s = c.score(split)
+            if s is not None and (best is None or s > best.score(split)
+                                  or (s == best.score(split) and c.id < best.id)):
+                best = c
+        return best
+
+    def counts_by_status(self) -> dict[Status, int]:
+        counts = dict.fromkeys(Status, 0)
+        for c in self._by_id.values():
+            counts[c.status] += 1
+        return counts

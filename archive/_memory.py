@@ -1,0 +1,127 @@
+"""An archive kept in memory only: for tests, dry runs and throw-away experiments."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from . import _changes as changes
+from ._index import ArchiveIndex
+from ._records import Candidate, NewCandidate, SplitScore, Status, Usage
+from ._storage import ArchiveStorage
+
+
+class InMemoryStorage(ArchiveStorage):
+    """An :class:`ArchiveStorage` that keeps everything in memory.
+
+    It behaves exactly like :class:`~archive.SQLiteStorage` (same validation, same
+    JSON normalisation of values, same clock reads) minus durability.
+    ``clock`` gives the timestamps (``time.time`` by default).
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.index = ArchiveIndex()
+        self._clock = clock
+        self._meta: dict[str, str] = {}  # key -> JSON text
+        self._cache: dict[str, tuple[str, str, float]] = {}  # key -> (request, response, time)
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"InMemoryStorage({len(self.index)} candidates)"
+
+    # -- run metadata -------------------------------------------------------------------
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            value = self._meta.get(key)
+        return default if value is None else json.loads(value)
+
+    def set_meta(self, values: Mapping[str, Any]) -> None:
+        rows = changes.encode_meta(values)
+        with self._lock:
+            self._meta.update(rows)
+
+    def meta_items(self) -> dict[str, Any]:
+        with self._lock:
+            return {key: json.loads(value) for key, value in self._meta.items()}
+
+    # -- candidates -------------------------------------------------------------------
+    def add_candidate(self, new: NewCandidate, retire: Sequence[int] = ()) -> Candidate:
+        with self._lock:
+            plan = changes.plan_add(self.index, new, retire, self._clock())
+            for retiree in plan.retired:
+                self.index._put(retiree)
+            self.index._put(plan.candidate)
+            return plan.candidate
+
+    def add_candidates(
+        self,
+        items: Sequence[tuple[NewCandidate, Sequence[int]]],
+        meta: Mapping[str, Any] | None = None,
+    ) -> list[Candidate]:
+        with self._lock:
+            plans, added = changes.plan_add_many(self.index, items, self._clock())
+            meta_rows = changes.encode_meta(meta or {})
+            self._meta.update(meta_rows)
+            for plan in plans:
+                for retiree in plan.retired:
+                    self.index._put(retiree)
+                self.index._put(plan.candidate)
+            return added
+
+    def finish_candidate(
+        self,
+        candidate_id: int,
+        status: Status,
+        *,
+        reason: str | None = None,
+        scores: Sequence[SplitScore] = (),
+        usage: Usage = Usage(),  # noqa: B008 - Usage is frozen, sharing it is safe
+        timings: Mapping[str, float] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Candidate:
+        with self._lock:
+            plan = changes.plan_finish(
+                self.index, candidate_id, status, reason=reason, scores=scores, usage=usage,
+                timings=timings, now=self._clock())
+            meta_rows = changes.encode_meta(meta or {})
+            self._meta.update(meta_rows)
+            self.index._put(plan.candidate)
+            return plan.candidate
+
+    def add_scores(
+        self, candidate_id: int, score: SplitScore,
+        usage: Usage = Usage(),  # noqa: B008 - Usage is frozen, sharing it is safe
+    ) -> Candidate:
+        with self._lock:
+            plan = changes.plan_add_scores(self.index, candidate_id, score, usage, self._clock())
+            self.index._put(plan.candidate)
+            return plan.candidate
+
+    def import_candidate(self, candidate: Candidate) -> None:
+        with self._lock:
+            self.index._put(changes.plan_import(self.index, candidate).candidate)
+
+    # -- LLM response cache -------------------------------------------------------------
+    def cache_get(self, key: str) -> Mapping[str, Any] | None:
+        with self._lock:
+            entry = self._cache.get(key)
+        return None if entry is None else json.loads(entry[1])
+
+    def cache_put(self, key: str, request: Mapping[str, Any], response: Mapping[str, Any]) -> None:
+        key, request_text, response_text = changes.encode_cache_entry(key, request, response)
+        with self._lock:
+            now = self._clock()
+            self._cache.setdefault(key, (request_text, response_text, now))
+
+    def cache_items(self) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
+        with self._lock:
+            entries = list(self._cache.items())
+        for key, (request, response, _) in entries:
+            yield key, json.loads(request), json.loads(response)
+
+    def cache_size(self) -> int:
+        with self._lock:
+            return len(self._cache)

@@ -1,0 +1,152 @@
+"""Frozen record types stored in the archive.
+
+The archive knows nothing about genome classes: a genome is stored as a
+JSON-serialisable mapping plus a ``kind`` tag ("prompt", "code", ...), and the
+engine turns it back into its own type.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    """Life-cycle state of a candidate."""
+
+    PENDING = "pending"  # written, not (yet) evaluated
+    EVALUATED = "evaluated"  # scored on the training batch
+    FAILED = "failed"  # evaluation broke (LLM error, crash); ``reason`` says why
+    INVALID = "invalid"  # the child itself is unusable (empty prompt, bad patch)
+
+
+FINAL_STATUSES = frozenset({Status.EVALUATED, Status.FAILED, Status.INVALID})
+
+
+@dataclass(frozen=True)
+class Usage:
+    """LLM usage and time spent on one candidate (or summed over many)."""
+
+    calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.calls + other.calls,
+            self.cache_hits + other.cache_hits,
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "calls": self.calls,
+            "cache_hits": self.cache_hits,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Usage:
+        return cls(**{k: int(data.get(k, 0)) for k in ("calls", "cache_hits",
+                                                         "prompt_tokens", "completion_tokens")})
+
+
+@dataclass(frozen=True)
+class ExampleScore:
+    """Score of one benchmark example, with the model output that earned it."""
+
+    example_id: str
+    score: float
+    output: str = ""
+
+
+@dataclass(frozen=True)
+class SplitScore:
+    """Scores of a candidate on one split ("train", "validation", "test")."""
+
+    split: str
+    mean: float
+    examples: tuple[ExampleScore, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "split": self.split,
+            "mean": self.mean,
+            "examples": [[e.example_id, e.score, e.output] for e in self.examples],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SplitScore:
+        return cls(
+            split=data["split"],
+            mean=float(data["mean"]),
+            examples=tuple(ExampleScore(str(i), float(s), str(o)) for i, s, o in data["examples"]),
+        )
+
+
+@dataclass(frozen=True)
+class NewCandidate:
+    """What the engine hands the archive to create a ``pending`` candidate.
+
+    ``slot`` is the candidate's deterministic position in the run (0, 1, 2, ...):
+    a resumed run re-creates the same slots, and the archive refuses a second
+    candidate for a slot, so a candidate is never duplicated.
+    """
+
+    slot: int
+    kind: str
+    genome: Mapping[str, Any]
+    parent_ids: tuple[int, ...] = ()
+    operator: str = "seed"
+    generation: int = 0
+    mutation: Mapping[str, Any] | None = None  # exact LLM requests/responses that made it
+    usage: Usage = Usage()  # usage of the mutation step
+    descriptors: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One node of the lineage graph, as stored."""
+
+    id: int
+    slot: int
+    kind: str
+    genome: Mapping[str, Any]
+    parent_ids: tuple[int, ...]
+    operator: str
+    generation: int
+    status: Status
+    reason: str | None
+    retired_by: int | None  # id of the child whose creation retired it (tournament loser)
+    scores: Mapping[str, SplitScore]
+    mutation: Mapping[str, Any] | None
+    usage: Usage
+    timings: Mapping[str, float]  # seconds per phase: "mutate", "evaluate", ...
+    descriptors: Mapping[str, float]
+    created_at: float
+    updated_at: float
+
+    @property
+    def alive(self) -> bool:
+        """Member of the current population (not retired by a tournament)."""
+        return self.retired_by is None
+
+    @property
+    def fitness(self) -> float | None:
+        """Mean training-batch score, or None when not evaluated."""
+        if self.status is not Status.EVALUATED or "train" not in self.scores:
+            return None
+        return self.scores["train"].mean
+
+    def score(self, split: str) -> float | None:
+        s = self.scores.get(split)
+        return None if s is None else s.mean

@@ -1,0 +1,111 @@
+"""Open the mutator and task models of a run: start managed servers, make clients.
+
+Two ``llamacpp`` (or ``vllm``) entries with the same server settings share one
+server, so the default config runs a single llama.cpp instance for both roles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ._config import LLMConfig, LLMsConfig
+from ._errors import ConfigError
+from .llm import (
+    ExternalServer,
+    LlamaCppServer,
+    LLMClient,
+    ResponseCache,
+    VLLMServer,
+    check_gguf,
+    find_embedded_model,
+)
+
+#: role defaults for options left unset in the config
+ROLE_DEFAULTS = {
+    "mutator": {"temperature": 0.8, "max_tokens": 160},
+    "task": {"temperature": 0.0, "max_tokens": 192},
+}
+
+
+@dataclass(frozen=True)
+class Clients:
+    mutator: LLMClient
+    task: LLMClient
+
+
+def server_key(config: LLMConfig) -> tuple[Any, ...]:
+    """What makes two entries need different servers (sampling options do not)."""
+    if config.backend == "llamacpp":
+        return ("llamacpp", config.model_path, config.model, config.parallel,
+                config.context_size, config.threads)
+    if config.backend == "vllm":
+        return ("vllm", config.model, config.port, config.gpu_memory_utilization,
+                config.tensor_parallel_size, config.max_model_len, config.extra_args)
+    return ("external", config.base_url, config.model, config.api_key_env)
+
+
+def make_server(config: LLMConfig) -> Any:
+    if config.backend == "llamacpp":
+        return LlamaCppServer(config.model_path, n_parallel=config.parallel,
+                              n_ctx=config.context_size, threads=config.threads,
+                              alias=config.model)
+    if config.backend == "vllm":
+        return VLLMServer(config.model or "", port=config.port,
+                          gpu_memory_utilization=config.gpu_memory_utilization,
+                          tensor_parallel_size=config.tensor_parallel_size,
+                          max_model_len=config.max_model_len, extra_args=config.extra_args,
+                          startup_timeout=config.startup_timeout)
+    return ExternalServer(config.base_url or "", config.model or "default",
+                          api_key_env=config.api_key_env)
+
+
+def preflight(config: LLMsConfig) -> None:
+    """Fail before a run is created if a local model file or backend is missing."""
+    for role in ("mutator", "task"):
+        cfg: LLMConfig = getattr(config, role)
+        if cfg.backend != "llamacpp":
+            continue
+        try:
+            import xllamacpp  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                f"llm.{role}.backend: 'llamacpp' needs the xllamacpp package; install it with "
+                "pip install 'cladeforge[local]'") from None
+        if cfg.model_path:
+            check_gguf(cfg.model_path)
+        else:
+            find_embedded_model()
+
+
+def sampling(config: LLMConfig, role: str) -> tuple[float, int]:
+    """(temperature, max_tokens) for a role, with the role's defaults filled in."""
+    defaults = ROLE_DEFAULTS[role]
+    temperature = defaults["temperature"] if config.temperature is None else config.temperature
+    max_tokens = defaults["max_tokens"] if config.max_tokens is None else config.max_tokens
+    return float(temperature), int(max_tokens)
+
+
+@asynccontextmanager
+async def open_clients(config: LLMsConfig, cache: ResponseCache) -> AsyncIterator[Clients]:
+    """Start the servers the config needs and yield one client per role."""
+    async with AsyncExitStack() as stack:
+        servers: dict[tuple[Any, ...], Any] = {}
+        clients = {}
+        for role in ("mutator", "task"):
+            cfg: LLMConfig = getattr(config, role)
+            key = server_key(cfg)
+            if key not in servers:
+                servers[key] = await stack.enter_async_context(make_server(cfg))
+            server = servers[key]
+            temperature, max_tokens = sampling(cfg, role)
+            client = LLMClient(
+                server.base_url, server.model, api_key=getattr(server, "api_key", None),
+                max_concurrency=cfg.max_concurrency, timeout=cfg.timeout,
+                max_retries=cfg.max_retries, cache=cache, role=role,
+                default_params={"temperature": temperature, "max_tokens": max_tokens})
+            stack.push_async_callback(client.aclose)
+            clients[role] = client
+        yield Clients(**clients)

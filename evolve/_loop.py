@@ -1,0 +1,201 @@
+"""The run loops: generational (reproducible) and steady-state (throughput).
+
+Both start the same way: finish what an interrupted execution left pending,
+create the founders (the seed prompt and the initial population) if the
+archive is empty, then make children until a budget is reached.
+
+Generational mode selects a whole generation from one archive snapshot, runs
+all its mutations, and writes all its children in ONE transaction, so a
+generation is either wholly in the archive or not at all; a resumed run
+re-plans a missing generation from the same snapshot with the same generators
+and gets the same LLM requests back from the response cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+from archive import Candidate, Status
+
+from ._budget import Budget
+from ._errors import SelectionError
+from ._genome import PromptGenome
+from ._steps import INIT, SELECT, Child, Engine, rng_for
+from .operators import initial_population
+
+Progress = Callable[[Engine], None]
+
+
+class Loop:
+    """Drives one execution of a run until a budget is reached; returns why it stopped."""
+
+    def __init__(self, engine: Engine, budget: Budget, *, population_size: int,
+                 generation_size: int, seed_prompt: str, task_prompts: int,
+                 validate_top: int, concurrency: int, progress: Progress) -> None:
+        self.engine = engine
+        self.budget = budget
+        self.population_size = population_size
+        self.generation_size = generation_size
+        self.seed_prompt = seed_prompt
+        self.task_prompts = task_prompts
+        self.validate_top = validate_top
+        self.concurrency = concurrency
+        self.progress = progress
+
+    @property
+    def storage(self):  # noqa: ANN201 - the engine's archive
+        return self.engine.storage
+
+    # -- shared phases ------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Finish pending candidates, create the founders if needed, validate."""
+        await self.evaluate_all(self.storage.index.candidates(status=Status.PENDING))
+        if len(self.storage) == 0:
+            children = await self.founders()
+            await self.evaluate_all(self.commit(children))
+        await self.validate_round()
+
+    async def founders(self) -> list[Child]:
+        lex = self.engine.lexicon
+        rng = rng_for(self.engine.seed, INIT)
+        seed_mp = lex.mutation_prompts[int(rng.integers(len(lex.mutation_prompts)))]
+        prompts = (self.seed_prompt,) * self.task_prompts
+        children = [self.engine.founder(0, PromptGenome(prompts, seed_mp), "seed")]
+        units = await initial_population(
+            size=self.population_size - 1, problem=self.engine.benchmark.description,
+            thinking_styles=lex.thinking_styles, mutation_prompts=lex.mutation_prompts,
+            llm=self.engine.mutator, rng=rng, n_task_prompts=self.task_prompts,
+            max_tokens=self.engine.mutator_max_tokens)
+        for slot, unit in enumerate(units, start=1):
+            children.append(self.engine.founder(slot, unit.genome, "init", unit.exchanges))
+        return children
+
+    def commit(self, children: Sequence[Child]) -> list[Candidate]:
+        """Write children as pending, all in one transaction."""
+        if not children:
+            return []
+        return self.storage.add_candidates(
+            [(c.new, c.retire) for c in children], meta=self.engine.usage_meta())
+
+    async def evaluate_all(self, candidates: Iterable[Candidate]) -> None:
+        async def one(c: Candidate) -> None:
+            await self.engine.evaluate(c)
+            self.progress(self.engine)
+
+        await run_all([one(c) for c in candidates])
+
+    async def validate_round(self) -> None:
+        """Validation scores for the seed and the best candidates by training score."""
+        picks = self.engine.to_validate(self.validate_top)
+        seed = self.storage.index.by_slot(0)
+        if (seed is not None and seed.status is Status.EVALUATED
+                and "validation" not in seed.scores and seed not in picks):
+            picks.append(seed)
+        await run_all([self.engine.validate(c) for c in picks])
+        if picks:
+            self.progress(self.engine)
+
+    def stop_reason(self, in_flight: int = 0) -> str | None:
+        return self.budget.exhausted(len(self.storage) + in_flight, self.engine.tokens())
+
+    # -- generational -------------------------------------------------------------------------
+    async def generational(self) -> str:
+        await self.start()
+        while (reason := self.stop_reason()) is None:
+            generation = max(c.generation for c in self.storage.index.candidates()) + 1
+            children = await self.plan_generation(generation)
+            if not children:
+                return "no parents to select from (every candidate failed or is invalid)"
+            await self.evaluate_all(self.commit(children))
+            await self.validate_round()
+        return reason
+
+    async def plan_generation(self, generation: int) -> list[Child]:
+        size = self.generation_size
+        remaining = self.budget.remaining_candidates(len(self.storage))
+        if remaining is not None:
+            size = min(size, remaining)
+        rng = rng_for(self.engine.seed, SELECT, generation)
+        try:
+            selections = self.engine.selector.select(self.storage.index, rng, size)
+        except SelectionError:
+            return []
+        first = self.storage.index.next_slot()
+        return list(await asyncio.gather(*(
+            self.engine.make_child(first + i, s, generation) for i, s in enumerate(selections))))
+
+    # -- steady state -----------------------------------------------------------------------------
+    async def steady_state(self) -> str:
+        await self.start()
+        state = _SteadyState(next_slot=self.storage.index.next_slot())
+        await run_all([self._worker(state) for _ in range(self.concurrency)])
+        return self.stop_reason() or state.reason or "stopped"
+
+    async def _worker(self, state: _SteadyState) -> None:
+        while self.stop_reason(state.unwritten) is None:
+            slot = state.next_slot
+            try:
+                selection = self.engine.selector.select(
+                    self.storage.index, rng_for(self.engine.seed, SELECT, slot), 1,
+                    frozenset(state.busy))[0]
+            except SelectionError as exc:
+                if not state.busy:
+                    state.reason = f"no parents to select from: {exc}"
+                    return
+                await state.wait_for_change()
+                continue
+            state.next_slot += 1
+            taken = {selection.parent, *selection.retire}
+            state.busy |= taken
+            state.unwritten += 1
+            try:
+                parent = self.storage.get(selection.parent)
+                child = await self.engine.make_child(slot, selection, parent.generation + 1)
+                [candidate] = self.commit([child])
+            finally:
+                state.busy -= taken
+                state.unwritten -= 1
+                state.changed()
+            await self.engine.evaluate(candidate)
+            self.progress(self.engine)
+            state.finished += 1
+            if state.finished % self.generation_size == 0:
+                await self.validate_round()
+
+
+class _SteadyState:
+    """What the steady-state workers share (one event loop, so no locks needed)."""
+
+    def __init__(self, next_slot: int) -> None:
+        self.next_slot = next_slot
+        self.busy: set[int] = set()
+        self.unwritten = 0
+        self.finished = 0
+        self.reason: str | None = None
+        self._event = asyncio.Event()
+
+    def changed(self) -> None:
+        self._event.set()
+
+    async def wait_for_change(self) -> None:
+        self._event.clear()
+        await self._event.wait()
+
+
+async def run_all(coros: Sequence[Awaitable[object]]) -> None:
+    """Run coroutines concurrently; on the first error cancel the rest and re-raise it."""
+    if not coros:
+        return
+    try:
+        async with asyncio.TaskGroup() as group:
+            for coro in coros:
+                group.create_task(coro)  # type: ignore[arg-type]
+    except BaseExceptionGroup as group_error:
+        raise _first_leaf(group_error) from None
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error

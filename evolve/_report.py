@@ -1,0 +1,147 @@
+"""What ``evolve status`` and ``evolve show`` report, as JSON-ready dicts and as text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archive import ArchiveIndex, Candidate, Status, Usage
+
+from ._run import Run
+
+
+def summary(index: ArchiveIndex) -> dict[str, Any]:
+    """The seed candidate and the best candidate with their scores per split.
+
+    The best is chosen by validation score among validated candidates (by training
+    score when none is validated yet); the test split is never used to choose.
+    """
+    seed = index.by_slot(0)
+    validated = [c for c in index.candidates(status=Status.EVALUATED)
+                 if "validation" in c.scores]
+    if validated:
+        best = max(validated, key=lambda c: (c.score("validation"), c.fitness or 0.0, -c.id))
+    else:
+        best = index.best("train")
+    return {"seed": _brief(seed), "best": _brief(best)}
+
+
+def status(run: Run) -> dict[str, Any]:
+    store = run.storage
+    counts = store.index.counts_by_status()
+    usage = {k: Usage.from_dict(v) for k, v in (store.get_meta("llm_usage") or {}).items()}
+    total = sum(usage.values(), Usage())
+    state = store.get_meta("state", "created")
+    if state == "running" and not run.is_running():
+        state = "interrupted"  # the process died without saving its state: resume it
+    budget = run.config.budget
+    return {
+        "name": run.config.name,
+        "directory": str(run.directory),
+        "state": state,
+        "stop_reason": store.get_meta("stop_reason"),
+        "mode": run.config.evolution.mode,
+        "candidates": len(store),
+        "counts": {s.value: counts[s] for s in Status},
+        "budget": {"candidates": budget.candidates, "tokens": budget.tokens,
+                   "wall_time": budget.wall_time},
+        "elapsed_seconds": round(float(store.get_meta("elapsed", 0.0)), 3),
+        **summary(store.index),
+        "llm": {
+            "calls": total.calls,
+            "cache_hits": total.cache_hits,
+            "prompt_tokens": total.prompt_tokens,
+            "completion_tokens": total.completion_tokens,
+            "tokens": total.tokens,
+            "per_role": {k: u.to_dict() for k, u in usage.items()},
+            "cached_responses": store.cache_size(),
+        },
+        "forked_from": store.get_meta("forked_from"),
+    }
+
+
+def show(candidate: Candidate) -> dict[str, Any]:
+    return {
+        "id": candidate.id,
+        "slot": candidate.slot,
+        "kind": candidate.kind,
+        "status": candidate.status.value,
+        "reason": candidate.reason,
+        "operator": candidate.operator,
+        "generation": candidate.generation,
+        "parents": list(candidate.parent_ids),
+        "alive": candidate.alive,
+        "retired_by": candidate.retired_by,
+        "genome": dict(candidate.genome),
+        "scores": {k: v.to_dict() for k, v in candidate.scores.items()},
+        "mutation": candidate.mutation,
+        "usage": candidate.usage.to_dict(),
+        "timings": dict(candidate.timings),
+    }
+
+
+def _brief(candidate: Candidate | None) -> dict[str, Any] | None:
+    if candidate is None:
+        return None
+    return {"id": candidate.id, "operator": candidate.operator,
+            "status": candidate.status.value,
+            "train": candidate.score("train"), "validation": candidate.score("validation"),
+            "task_prompts": list(candidate.genome.get("task_prompts", []))}
+
+
+def format_status(data: dict[str, Any]) -> str:
+    counts = ", ".join(f"{k} {v}" for k, v in data["counts"].items())
+    llm = data["llm"]
+    lines = [
+        f"run {data['name']} ({data['directory']}): {data['state']}"
+        + (f" - {data['stop_reason']}" if data.get("stop_reason") else ""),
+        f"candidates: {data['candidates']} ({counts})",
+        f"LLM: {llm['calls']} calls, {llm['tokens']} tokens, {llm['cache_hits']} cache hits",
+    ]
+    for label in ("seed", "best"):
+        lines.append(f"{label}: {format_brief(data[label])}")
+    return "\n".join(lines)
+
+
+def format_brief(brief: dict[str, Any] | None) -> str:
+    if brief is None:
+        return "-"
+    prompt = " / ".join(p for p in brief["task_prompts"] if p)
+    if len(prompt) > 100:
+        prompt = prompt[:97] + "..."
+    return (f"#{brief['id']} train {_fmt(brief['train'])} validation "
+            f"{_fmt(brief['validation'])}  {prompt!r}")
+
+
+def format_show(data: dict[str, Any]) -> str:
+    lines = [
+        f"candidate #{data['id']} (slot {data['slot']}, generation {data['generation']}): "
+        f"{data['status']}" + (f" - {data['reason']}" if data["reason"] else ""),
+        f"operator: {data['operator']}   parents: {data['parents'] or '-'}   "
+        f"alive: {data['alive']}" + (f" (retired by #{data['retired_by']})"
+                                     if data["retired_by"] else ""),
+        "genome:",
+    ]
+    for i, prompt in enumerate(data["genome"].get("task_prompts", [])):
+        lines.append(f"  task prompt {i + 1}: {prompt}")
+    lines.append(f"  mutation prompt: {data['genome'].get('mutation_prompt', '')}")
+    for item in data["genome"].get("context", []):
+        lines.append(f"  context: {item}")
+    for split, score in data["scores"].items():
+        right = sum(1 for e in score["examples"] if e[1] >= 1.0)
+        lines.append(f"score {split}: {score['mean']:.3f} ({right}/{len(score['examples'])})")
+    mutation = data["mutation"] or {}
+    for n, ex in enumerate(mutation.get("exchanges", []), start=1):
+        lines.append(f"mutation request {n}:")
+        for message in ex.get("messages", []):
+            lines.append(f"  [{message.get('role')}] {message.get('content')}")
+        lines.append(f"mutation response {n}{' (cached)' if ex.get('cached') else ''}:")
+        lines.append(f"  {ex.get('response')}")
+    usage = data["usage"]
+    lines.append(f"LLM usage: {usage['calls']} calls, "
+                 f"{usage['prompt_tokens'] + usage['completion_tokens']} tokens, "
+                 f"{usage['cache_hits']} cache hits")
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -1,0 +1,167 @@
+"""The ``evolve`` command line: run, resume, fork, status, lineage, show.
+
+Errors a user can fix print one line and exit with code 2; Ctrl-C stops a run
+cleanly (exit code 130) and ``evolve resume`` carries on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from archive import LineageGraph
+
+from ._budget import Budget
+from ._config import load_config
+from ._errors import CladeforgeError
+from ._progress import ProgressBar
+from ._report import format_brief, format_show, format_status, show, status, summary
+from ._run import Run
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.handler(args)
+    except CladeforgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("\nstopped; continue with 'evolve resume RUN_DIR'", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evolve", description="Cladeforge: evolve prompts with an archive of lineages.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="start a new run from a YAML config")
+    p.add_argument("config", help="path to the run's YAML config (see runs/*.yaml)")
+    p.add_argument("--name", help="run name (default: the config's name or file name)")
+    _add_common_run_options(p)
+    p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser("resume", help="continue a stopped or interrupted run")
+    p.add_argument("run_dir", help="the run's directory, e.g. runs/quickstart")
+    _add_common_run_options(p)
+    p.set_defaults(handler=_cmd_resume)
+
+    p = sub.add_parser("fork", help="start a new run from a run's archive after candidate N")
+    p.add_argument("run_dir")
+    p.add_argument("--at", type=int, required=True, metavar="N",
+                   help="keep candidates 1..N of the source run")
+    p.add_argument("--name", required=True, help="name of the new run")
+    p.add_argument("--no-start", action="store_true", help="create the fork but do not run it")
+    _add_common_run_options(p)
+    p.set_defaults(handler=_cmd_fork)
+
+    p = sub.add_parser("status", help="state, counts, best candidate and LLM usage of a run")
+    p.add_argument("run_dir")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_status)
+
+    p = sub.add_parser("lineage", help="the lineage graph, or one candidate's ancestry")
+    p.add_argument("run_dir")
+    p.add_argument("--format", choices=("tree", "json", "graphml", "dot"), default="tree")
+    p.add_argument("--id", type=int, help="only this candidate and its ancestors")
+    p.set_defaults(handler=_cmd_lineage)
+
+    p = sub.add_parser("show", help="one candidate: genome, parents, mutation, scores")
+    p.add_argument("run_dir")
+    p.add_argument("id", type=int)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_show)
+    return parser
+
+
+def _add_common_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config option, e.g. --set budget.candidates=20 (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides) + ([f"name={args.name}"] if args.name else [])
+    run = Run.create(load_config(args.config, overrides))
+    return _execute(run, args.quiet)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    return _execute(Run.open(args.run_dir, args.overrides), args.quiet)
+
+
+def _cmd_fork(args: argparse.Namespace) -> int:
+    run = Run.fork(args.run_dir, at=args.at, name=args.name, overrides=args.overrides)
+    print(f"forked {args.run_dir} at candidate {args.at} into {run.directory}")
+    if args.no_start:
+        run.close()
+        return 0
+    return _execute(run, args.quiet)
+
+
+def _execute(run: Run, quiet: bool) -> int:
+    print(f"run {run.config.name}: {run.directory}", file=sys.stderr)
+    bar = None if quiet else ProgressBar(Budget(run.config.budget))
+    try:
+        reason = run.execute(progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+        result = summary(run.storage.index)
+        run.close()
+    print(f"stopped: {reason}")
+    print(f"seed prompt: {format_brief(result['seed'])}")
+    print(f"best prompt: {format_brief(result['best'])}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    run = Run.open(args.run_dir)
+    try:
+        data = status(run)
+    finally:
+        run.close()
+    print(json.dumps(data, indent=2) if args.json else format_status(data))
+    return 0
+
+
+def _cmd_lineage(args: argparse.Namespace) -> int:
+    run = Run.open(args.run_dir)
+    try:
+        graph = LineageGraph.from_index(run.storage.index)
+        if args.id is not None:
+            run.storage.get(args.id)  # a clear error for an unknown id
+            graph = graph.ancestry(args.id)
+        if args.format == "json":
+            print(json.dumps(graph.to_json(), indent=2))
+        elif args.format == "graphml":
+            graph.write_graphml(sys.stdout.buffer)
+        elif args.format == "dot":
+            print(graph.to_dot())
+        else:
+            print(graph.to_tree_text())
+    finally:
+        run.close()
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    run = Run.open(args.run_dir)
+    try:
+        data = show(run.storage.get(args.id))
+    finally:
+        run.close()
+    print(json.dumps(data, indent=2) if args.json else format_show(data))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

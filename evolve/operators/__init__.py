@@ -1,0 +1,85 @@
+"""Mutation operators (Promptbreeder's set) and the initial population.
+
+Every operator is a frozen dataclass whose fields are its options (each with a
+default and a one-line doc); ``OPERATORS`` maps a config name to the class and
+``operator_options`` lists the options for documentation and validation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from .._errors import ConfigError
+from ._base import (
+    SYSTEM_PROMPT,
+    InvalidChild,
+    Mutation,
+    MutationContext,
+    MutatorLLM,
+    Operator,
+    PromptOperator,
+    Transcript,
+    options_of,
+)
+from ._context_shuffle import ContextShuffle
+from ._crossover import Crossover
+from ._direct import FirstOrderDirect, ZeroOrderDirect
+from ._eda import EDA, EDARankIndex
+from ._hyper import FirstOrderHyper, ZeroOrderHyper
+from ._init_population import (
+    default_hyper_mutation_prompts,
+    default_mutation_prompts,
+    default_thinking_styles,
+    initial_population,
+)
+from ._lamarck import Lamarckian
+from ._lineage import Lineage
+from ._text import clean_prompt, similarity
+
+OPERATORS: Mapping[str, type[Operator]] = MappingProxyType({
+    cls.name: cls
+    for cls in (ZeroOrderDirect, FirstOrderDirect, EDA, EDARankIndex, Lineage, ZeroOrderHyper,
+                FirstOrderHyper, Lamarckian, Crossover, ContextShuffle)
+})
+
+
+def operator_options(name: str) -> dict[str, tuple[Any, str]]:
+    """``{option: (default, doc)}`` of the operator called ``name``."""
+    try:
+        cls = OPERATORS[name]
+    except KeyError:
+        raise ConfigError(f"unknown operator '{name}'; choose one of: "
+                          + ", ".join(OPERATORS)) from None
+    return options_of(cls)
+
+
+__all__ = [
+    "EDA",
+    "OPERATORS",
+    "SYSTEM_PROMPT",
+    "ContextShuffle",
+    "Crossover",
+    "EDARankIndex",
+    "FirstOrderDirect",
+    "FirstOrderHyper",
+    "InvalidChild",
+    "Lamarckian",
+    "Lineage",
+    "Mutation",
+    "MutationContext",
+    "MutatorLLM",
+    "Operator",
+    "PromptOperator",
+    "Transcript",
+    "ZeroOrderDirect",
+    "ZeroOrderHyper",
+    "clean_prompt",
+    "default_hyper_mutation_prompts",
+    "default_mutation_prompts",
+    "default_thinking_styles",
+    "initial_population",
+    "operator_options",
+    "similarity",
+]

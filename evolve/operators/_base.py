@@ -1,0 +1,243 @@
+"""The operator contract, and the parts every operator shares.
+
+An operator turns a selected parent into a child genome. It sees the archive
+only through a read-only :class:`~archive.ArchiveIndex`, draws every random
+choice from the injected ``numpy.random.Generator`` and talks to the mutator
+LLM only through a :class:`Transcript`, which derives each request's seed from
+that generator and records the exact request and response. A child that
+cannot be used (empty answer, unchanged copy, nothing to work from) is
+reported by raising :class:`InvalidChild` carrying the reason and the
+exchanges made so far, so an invalid child is still fully documented.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from archive._index import ArchiveIndex
+from archive._records import Candidate
+
+from .._errors import LLMResponseError
+from .._genome import PromptGenome
+from .._schema import doc
+from ..llm._types import Completion
+from ._text import MAX_PROMPT_CHARS, clean_prompt, same_text
+
+#: system message of every mutator request
+SYSTEM_PROMPT = (
+    "You write and improve instructions for a language model. "
+    "Answer with the requested text only: no explanations, no preamble."
+)
+_SEED_BOUND = 2**31 - 1
+
+
+class MutatorLLM(Protocol):
+    """What operators need from an LLM client (``evolve.llm.LLMClient`` provides it)."""
+
+    async def chat(self, messages: list[dict[str, str]], *, max_tokens: int | None = None,
+                   temperature: float | None = None, seed: int | None = None,
+                   stop: list[str] | None = None) -> Completion: ...
+
+
+@dataclass(frozen=True)
+class MutationContext:
+    """Everything an operator may use to make one child."""
+
+    parent: Candidate  # the selected parent; its genome is a PromptGenome dict
+    view: ArchiveIndex  # read-only archive
+    rng: np.random.Generator  # the only source of randomness
+    llm: MutatorLLM
+    problem: str  # the problem description (the benchmark's description)
+    thinking_styles: Sequence[str]
+    mutation_prompts: Sequence[str]
+    hyper_mutation_prompts: Sequence[str]
+    correct_workings: Sequence[tuple[str, str]]  # (question, output) the parent got right
+    max_tokens: int = 256
+    temperature: float | None = None
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """A child genome and how it was made."""
+
+    genome: PromptGenome
+    extra_parents: tuple[int, ...] = ()  # parents besides the selected one (crossover donor)
+    exchanges: tuple[dict[str, Any], ...] = ()  # every LLM request/response, in order
+
+
+class InvalidChild(Exception):
+    """The child is unusable; ``reason`` says why, ``exchanges`` what was asked on the way."""
+
+    def __init__(self, reason: str, exchanges: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exchanges = tuple(exchanges)
+
+
+class Operator(ABC):
+    """Makes one child from the parent in ``ctx``. Options are dataclass fields."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    async def mutate(self, ctx: MutationContext) -> Mutation:
+        """The child, or raise :class:`InvalidChild`."""
+
+
+class Transcript:
+    """The mutator LLM as one mutation sees it: seeded from the rng, every exchange kept."""
+
+    def __init__(self, llm: MutatorLLM, rng: np.random.Generator, *, max_tokens: int | None,
+                 temperature: float | None) -> None:
+        self.llm = llm
+        self.rng = rng
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.exchanges: list[dict[str, Any]] = []
+
+    @classmethod
+    def of(cls, ctx: MutationContext) -> Transcript:
+        return cls(ctx.llm, ctx.rng, max_tokens=ctx.max_tokens, temperature=ctx.temperature)
+
+    async def ask(self, request: str, *, stop: list[str] | None = None) -> str:
+        """Send ``request`` as the user message and return the answer text.
+
+        A server answer that is no usable completion becomes an :class:`InvalidChild`
+        (with the exchanges so far); other LLM errors propagate.
+        """
+        messages = [{"role": "system", "content": SYSTEM_PROMPT},
+                    {"role": "user", "content": request}]
+        seed = int(self.rng.integers(_SEED_BOUND))
+        params = {"max_tokens": self.max_tokens, "temperature": self.temperature,
+                  "seed": seed, "stop": stop}
+        try:
+            completion = await self.llm.chat(
+                [dict(m) for m in messages], max_tokens=self.max_tokens,
+                temperature=self.temperature, seed=seed, stop=stop)
+        except LLMResponseError as exc:
+            self.exchanges.append({"messages": messages, "params": params, "response": None,
+                                   "error": str(exc), "cached": False,
+                                   "prompt_tokens": 0, "completion_tokens": 0})
+            raise self.reject(f"mutator LLM gave no usable answer: {exc}") from exc
+        self.exchanges.append({
+            "messages": messages, "params": params, "response": completion.text,
+            "cached": completion.cached, "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "finish_reason": completion.finish_reason,
+        })
+        return completion.text
+
+    async def ask_prompt(self, request: str, *, what: str = "prompt",
+                         max_chars: int = MAX_PROMPT_CHARS, first_line: bool = False) -> str:
+        """Ask, and clean the answer into one prompt; an answer without one is rejected."""
+        text = clean_prompt(await self.ask(request), max_chars=max_chars, first_line=first_line)
+        if not text:
+            raise self.reject(f"the mutator's answer held no usable {what}")
+        return text
+
+    def reject(self, reason: str) -> InvalidChild:
+        """The exception for an unusable child (the last exchange is marked rejected)."""
+        if self.exchanges and "rejected" not in self.exchanges[-1]:
+            self.exchanges[-1]["rejected"] = reason
+        return InvalidChild(reason, self.exchanges)
+
+    def finish(self, parent: PromptGenome, child: PromptGenome,
+               extra_parents: tuple[int, ...] = ()) -> Mutation:
+        """The mutation, unless ``child`` is an unchanged copy of ``parent``."""
+        if not genome_changed(parent, child):
+            raise self.reject("the child is an unchanged copy of its parent")
+        return Mutation(child, extra_parents, tuple(self.exchanges))
+
+
+# -- helpers shared by operators ---------------------------------------------------------------
+def parent_genome(ctx: MutationContext) -> PromptGenome:
+    return PromptGenome.from_dict(ctx.parent.genome)
+
+
+def genome_changed(a: PromptGenome, b: PromptGenome) -> bool:
+    """False when the genomes differ at most in case, spacing or edge punctuation."""
+    return (len(a.task_prompts) != len(b.task_prompts)
+            or not all(same_text(x, y) for x, y in zip(a.task_prompts, b.task_prompts,
+                                                       strict=True))
+            or not same_text(a.mutation_prompt, b.mutation_prompt)
+            or a.context != b.context)
+
+
+def pick(rng: np.random.Generator, items: Sequence[Any]) -> Any:
+    """One item of a non-empty sequence, uniformly."""
+    return items[int(rng.integers(len(items)))]
+
+
+def population_prompts(view: ArchiveIndex, slot: int,
+                       exclude: int | None = None) -> list[tuple[int, float, str]]:
+    """(id, fitness, task prompt at ``slot``) of each population member, in id order.
+
+    A member with fewer task prompts contributes its last one.
+    """
+    ids = view.population_ids()
+    fitness = view.fitness_of(ids)
+    out = []
+    for cid, fit in zip(ids.tolist(), fitness.tolist(), strict=True):
+        if cid == exclude:
+            continue
+        prompts = view.get(cid).genome.get("task_prompts") or ()
+        if prompts:
+            out.append((cid, float(fit), str(prompts[min(slot, len(prompts) - 1)])))
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromptOperator(Operator):
+    """Base of the operators that rewrite task prompts with the mutator LLM.
+
+    ``mutate`` lets ``_prepare`` change the genome first (hypermutation makes a new
+    mutation prompt there), then rewrites one task prompt chosen at random (or all
+    with ``every_prompt``) with ``_rewrite``.
+    """
+
+    max_chars: int = doc(
+        "Longest task prompt kept from an answer, in characters (longer ones are cut).",
+        MAX_PROMPT_CHARS)
+    every_prompt: bool = doc(
+        "With several task prompts per unit, rewrite all of them instead of one chosen "
+        "at random.", False)
+
+    def __post_init__(self) -> None:
+        if self.max_chars < 20:
+            raise ValueError("max_chars must be at least 20")
+
+    async def mutate(self, ctx: MutationContext) -> Mutation:
+        parent = parent_genome(ctx)
+        transcript = Transcript.of(ctx)
+        genome = await self._prepare(ctx, parent, transcript)
+        n = len(genome.task_prompts)
+        slots = range(n) if self.every_prompt else [int(ctx.rng.integers(n))]
+        prompts = list(genome.task_prompts)
+        for slot in slots:
+            prompts[slot] = await self._rewrite(ctx, genome, slot, transcript)
+        child = PromptGenome(tuple(prompts), genome.mutation_prompt, genome.context)
+        return transcript.finish(parent, child)
+
+    async def _prepare(self, ctx: MutationContext, genome: PromptGenome,
+                       transcript: Transcript) -> PromptGenome:
+        """The genome whose task prompts get rewritten (default: the parent's)."""
+        return genome
+
+    @abstractmethod
+    async def _rewrite(self, ctx: MutationContext, genome: PromptGenome, slot: int,
+                       transcript: Transcript) -> str:
+        """The new task prompt for ``slot`` (clean, non-empty) or raise InvalidChild."""
+
+
+def options_of(cls: type) -> dict[str, tuple[Any, str]]:
+    """``{option: (default, one-line doc)}`` of a strategy dataclass."""
+    if not dataclasses.is_dataclass(cls):
+        return {}
+    return {f.name: (f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(cls)}
+

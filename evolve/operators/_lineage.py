@@ -1,0 +1,82 @@
+"""Lineage-based mutation: the LLM continues the history of a lineage's elites.
+
+The parent's line of descent (following each candidate's first parent back to
+its founder) is walked oldest to newest, and only the candidates that beat
+every earlier one in that line are kept: the lineage's chronological elites.
+Their task prompts, in ascending order of quality, are shown and the LLM
+proposes the next one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from archive._index import ArchiveIndex
+from archive._records import Candidate
+
+from .._genome import PromptGenome
+from .._schema import doc
+from ._base import InvalidChild, MutationContext, PromptOperator, Transcript
+from ._text import numbered, same_text
+
+
+def lineage(view: ArchiveIndex, candidate: Candidate) -> list[Candidate]:
+    """``candidate`` and its first-parent ancestors, oldest first."""
+    line = [candidate]
+    seen = {candidate.id}
+    while line[-1].parent_ids and line[-1].parent_ids[0] not in seen:
+        pid = line[-1].parent_ids[0]
+        if pid not in view:
+            break
+        seen.add(pid)
+        line.append(view.get(pid))
+    return line[::-1]
+
+
+def elites(line: list[Candidate]) -> list[Candidate]:
+    """The candidates of ``line`` (oldest first) that beat every earlier one."""
+    best = float("-inf")
+    out = []
+    for c in line:
+        fit = c.fitness
+        if fit is not None and fit > best:
+            best = fit
+            out.append(c)
+    return out
+
+
+def lineage_request(history: list[str]) -> str:
+    n = len(history)
+    return ("The instructions below were found one after another, in ascending order of "
+            "quality: each one did better than all before it.\n\n"
+            f"{numbered(history)}\n\n"
+            f"Write item {n + 1}, an even better instruction. Reply with the instruction only.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lineage(PromptOperator):
+    """Continue the chronological list of the parent lineage's elite task prompts."""
+
+    name: ClassVar[str] = "lineage"
+    max_items: int = doc("Most elites listed (the most recent ones are kept).", 10)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_items < 1:
+            raise ValueError("max_items must be at least 1")
+
+    async def _rewrite(self, ctx: MutationContext, genome: PromptGenome, slot: int,
+                       transcript: Transcript) -> str:
+        history: list[str] = []
+        for c in elites(lineage(ctx.view, ctx.parent)):
+            prompts = c.genome.get("task_prompts") or ()
+            text = str(prompts[min(slot, len(prompts) - 1)]) if prompts else ""
+            if text and not (history and same_text(text, history[-1])):
+                history.append(text)
+        if not history:
+            raise InvalidChild("lineage: no evaluated candidate in the parent's lineage",
+                               transcript.exchanges)
+        history = history[-self.max_items:]
+        return await transcript.ask_prompt(lineage_request(history), what="task prompt",
+                                           max_chars=self.max_chars, first_line=True)

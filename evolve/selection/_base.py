@@ -1,0 +1,85 @@
+"""The selector contract: choose parents (and the members their children replace).
+
+A selector sees the archive only through a read-only
+:class:`~archive.ArchiveIndex` and draws every random choice from the injected
+generator. ``busy`` holds the ids taking part in in-flight work (steady-state
+mode): a selector never retires them, and a tournament never uses them at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from archive._index import ArchiveIndex
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One parent to mutate, and the population members its child replaces."""
+
+    parent: int
+    retire: tuple[int, ...] = ()
+
+
+class Selector(ABC):
+    """Chooses parents. Options are dataclass fields (default + one-line doc)."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def select(self, view: ArchiveIndex, rng: np.random.Generator, n: int,
+               busy: AbstractSet[int] = frozenset()) -> list[Selection]:
+        """Up to ``n`` selections; raises ``SelectionError`` when none is possible."""
+
+
+def options_of(cls: type) -> dict[str, tuple[Any, str]]:
+    """``{option: (default, one-line doc)}`` of a selector dataclass."""
+    if not dataclasses.is_dataclass(cls):
+        return {}
+    return {f.name: (f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(cls)}
+
+
+def without(ids: np.ndarray, busy: AbstractSet[int]) -> np.ndarray:
+    """``ids`` minus the busy ones."""
+    if not busy:
+        return ids
+    return ids[~np.isin(ids, np.fromiter(busy, dtype=np.int64, count=len(busy)))]
+
+
+_BLOCK = 512
+
+
+def weighted_draw(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Indices drawn with probability proportional to ``weights`` (>= 0, some > 0), one per
+    uniform in ``u`` (values in [0, 1)), by inverting the cumulative weights.
+
+    For a few draws from many weights, the cumulative sum is taken over block sums
+    and then inside the one block each draw lands in, which avoids a sequential
+    ``cumsum`` over the whole archive. An index of zero weight is never returned.
+    """
+    n = len(weights)
+    last = n - 1 - int(np.argmax(weights[::-1] > 0.0))
+    full = n // _BLOCK
+    if full < 4 or len(u) * _BLOCK * 4 > n:
+        cdf = np.cumsum(weights)
+        return np.minimum(np.searchsorted(cdf, u * cdf[-1], side="right"), last)
+    blocks = weights[: full * _BLOCK].reshape(full, _BLOCK)  # a view, no copy
+    tail = weights[full * _BLOCK:]
+    block_cdf = np.cumsum(np.append(blocks.sum(axis=1), tail.sum()))
+    target = u * block_cdf[-1]
+    b = np.minimum(np.searchsorted(block_cdf, target, side="right"), last // _BLOCK)
+    rows = np.zeros((len(u), _BLOCK))
+    in_full = b < full
+    rows[in_full] = blocks[b[in_full]]
+    rows[~in_full, : len(tail)] = tail
+    inner = np.cumsum(rows, axis=1)
+    rest = target - (block_cdf[b] - inner[:, -1])
+    j = np.count_nonzero(inner <= rest[:, None], axis=1)  # searchsorted(side="right") per row
+    last_in_row = _BLOCK - 1 - np.argmax(rows[:, ::-1] > 0.0, axis=1)
+    return b * _BLOCK + np.minimum(j, last_in_row)

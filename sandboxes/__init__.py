@@ -1,0 +1,1 @@
+"""Where untrusted code runs (docker, bubblewrap, process backends); built in issue 3."""

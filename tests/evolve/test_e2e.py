@@ -1,0 +1,136 @@
+"""End to end: the real ``evolve`` CLI on the real llama.cpp server with SmolLM2."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import networkx as nx
+
+from .conftest import needs_model, read_rows, run_evolve, status_json
+
+pytestmark = [needs_model]
+
+
+def candidate_rows(run_dir: Path) -> list[dict]:
+    data = status_json(run_dir)
+    rows = []
+    for cid in range(1, data["candidates"] + 1):
+        shown = json.loads(run_evolve("show", str(run_dir), str(cid), "--json").stdout)
+        rows.append(shown)
+    return rows
+
+
+def test_run_records_everything_and_reports_it(make_config, tmp_path):
+    config = make_config()
+    out = run_evolve("run", str(config), "--name", "first", "--quiet")
+    run_dir = tmp_path / "runs" / "first"
+    assert "seed prompt: #1" in out.stdout and "best prompt: #" in out.stdout
+
+    data = status_json(run_dir)
+    assert data["name"] == "first" and data["state"] == "finished"
+    assert data["candidates"] == 8
+    assert sum(data["counts"].values()) == 8 and data["counts"]["pending"] == 0
+    assert data["seed"]["id"] == 1 and data["seed"]["validation"] is not None
+    assert data["best"]["train"] is not None and data["best"]["validation"] is not None
+    assert data["llm"]["calls"] > 0 and data["llm"]["tokens"] > 0
+    assert data["llm"]["cached_responses"] > 0
+
+    rows = candidate_rows(run_dir)
+    assert [r["operator"] for r in rows[:4]] == ["seed", "init", "init", "init"]
+    children = rows[4:]
+    assert all(r["parents"] and r["generation"] >= 1 for r in children)
+    for row in rows[1:]:
+        # every LLM-made candidate records its exact requests and responses
+        exchanges = row["mutation"]["exchanges"]
+        if row["status"] != "invalid" or exchanges:
+            assert exchanges and all(ex["messages"] and "response" in ex for ex in exchanges)
+    for row in rows:
+        if row["status"] == "evaluated":
+            train = row["scores"]["train"]
+            assert len(train["examples"]) == 3
+            assert train["mean"] == sum(e[1] for e in train["examples"]) / 3
+        elif row["status"] in ("failed", "invalid"):
+            assert row["reason"]
+
+    # tournament: each evaluated child retired the loser of its tournament
+    retired = [r for r in rows if r["retired_by"] is not None]
+    assert all(rows[r["retired_by"] - 1]["status"] != "invalid" for r in retired)
+
+    # the lineage in every export format
+    tree = run_evolve("lineage", str(run_dir)).stdout
+    assert "#1" in tree or "1 " in tree
+    graph = json.loads(run_evolve("lineage", str(run_dir), "--format", "json").stdout)
+    assert len(graph["nodes"]) == 8
+    graphml = run_evolve("lineage", str(run_dir), "--format", "graphml").stdout
+    parsed = nx.parse_graphml(graphml)
+    assert parsed.number_of_nodes() == 8
+    assert parsed.number_of_edges() == sum(len(r["parents"]) for r in rows)
+    ET.fromstring(graphml)
+    dot = run_evolve("lineage", str(run_dir), "--format", "dot").stdout
+    assert dot.lstrip().startswith("digraph") and dot.count("->") == parsed.number_of_edges()
+    child = children[-1]
+    ancestry = json.loads(run_evolve("lineage", str(run_dir), "--format", "json", "--id",
+                                     str(child["id"])).stdout)
+    ids = {n["id"] for n in ancestry["nodes"]}
+    assert child["id"] in ids and set(child["parents"]) <= ids and len(ids) < 8
+
+    text = run_evolve("show", str(run_dir), str(child["id"])).stdout
+    assert f"candidate #{child['id']}" in text and f"operator: {child['operator']}" in text
+
+    # the archive on disk is SQLite in WAL mode
+    assert read_rows(run_dir, "PRAGMA journal_mode")[0][0] == "wal"
+
+
+def test_replay_from_cache_is_identical_and_free(make_config, tmp_path):
+    """Generational mode is deterministic given the same LLM responses: a fork at 0
+    replays the whole run from the response cache, with no LLM call."""
+    run_evolve("run", str(make_config()), "--name", "orig", "--quiet")
+    orig = tmp_path / "runs" / "orig"
+    run_evolve("fork", str(orig), "--at", "0", "--name", "replay", "--quiet")
+    replay = tmp_path / "runs" / "replay"
+
+    def essence(rows):
+        return [(r["slot"], r["genome"], r["parents"], r["operator"], r["status"],
+                 r["retired_by"], r["scores"]) for r in rows]
+
+    assert essence(candidate_rows(replay)) == essence(candidate_rows(orig))
+    llm = status_json(replay)["llm"]
+    assert llm["calls"] == 0 and llm["cache_hits"] > 0
+
+
+def test_fork_keeps_history_and_continues_with_new_settings(make_config, tmp_path):
+    run_evolve("run", str(make_config()), "--name", "base", "--quiet")
+    base = tmp_path / "runs" / "base"
+    base_rows = candidate_rows(base)
+    run_evolve("fork", str(base), "--at", "5", "--name", "branch", "--quiet",
+               "--set", "budget.candidates=9", "--set", "evolution.selector=dgm")
+    branch = tmp_path / "runs" / "branch"
+    rows = candidate_rows(branch)
+    assert len(rows) == 9
+    def kept(row):
+        return row["genome"], row["parents"], row["status"], row["scores"].get("train")
+
+    assert [kept(r) for r in rows[:5]] == [kept(r) for r in base_rows[:5]]
+    assert all(max(r["parents"]) <= r["id"] - 1 for r in rows[5:])
+    data = status_json(branch)
+    assert data["forked_from"] == {"run": str(base), "at": 5}
+    assert "dgm" in (branch / "config.yaml").read_text()
+
+
+def test_steady_state_mode(make_config, tmp_path):
+    config = make_config({"evolution": {"mode": "steady_state", "concurrency": 2,
+                                        "selector": "dgm"}})
+    run_evolve("run", str(config), "--name", "steady", "--quiet")
+    run_dir = tmp_path / "runs" / "steady"
+    slots = [r[0] for r in read_rows(run_dir, "SELECT slot FROM candidates ORDER BY slot")]
+    assert slots == list(range(8))
+    assert status_json(run_dir)["counts"]["pending"] == 0
+
+
+def test_token_budget_stops_the_run(make_config, tmp_path):
+    config = make_config({"budget": {"candidates": 100, "tokens": 1}})
+    out = run_evolve("run", str(config), "--name", "tokens", "--quiet")
+    assert "token budget reached" in out.stdout
+    assert status_json(tmp_path / "runs" / "tokens")["candidates"] == 4  # founders only
