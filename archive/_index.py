@@ -27,16 +27,24 @@ class ArchiveIndex:
         self._n_children = np.zeros(1024, dtype=np.int64)
         self._max_id = 0  # kept by _put so that id/slot allocation stays O(1)
         self._max_slot = -1
+        self._max_generation = -1
+        self._in_id_order = True  # ids arrived ascending, so dict order is id order
+        self._scored: dict[str, set[int]] = {}  # split -> ids with a score on it
 
     # -- writes (storage only) --------------------------------------------------------
     def _put(self, candidate: Candidate) -> None:
         cid = candidate.id
         previous = self._by_id.get(cid)
         self._grow(cid)
+        if previous is None and cid < self._max_id:
+            self._in_id_order = False
         self._by_id[cid] = candidate
         self._by_slot[candidate.slot] = cid
         self._max_id = max(self._max_id, cid)
         self._max_slot = max(self._max_slot, candidate.slot)
+        self._max_generation = max(self._max_generation, candidate.generation)
+        for split in candidate.scores:
+            self._scored.setdefault(split, set()).add(cid)
         if previous is None:
             for pid in dict.fromkeys(candidate.parent_ids):
                 self._children.setdefault(pid, []).append(cid)
@@ -86,10 +94,34 @@ class ArchiveIndex:
         """Candidates in id order, optionally filtered by status and population membership."""
         wanted = None if status is None else (
             {status} if isinstance(status, Status) else set(status))
+        ordered = (self._by_id.values() if self._in_id_order
+                   else (c for _, c in sorted(self._by_id.items())))
         return [
-            c for _, c in sorted(self._by_id.items())
+            c for c in ordered
             if (wanted is None or c.status in wanted) and (alive is None or c.alive == alive)
         ]
+
+    def max_generation(self) -> int:
+        """The highest generation number (-1 when empty)."""
+        return self._max_generation
+
+    def scored(self, split: str) -> list[Candidate]:
+        """Evaluated candidates with a score on ``split``, in id order."""
+        return [self._by_id[i] for i in sorted(self._scored.get(split, ()))
+                if self._by_id[i].status is Status.EVALUATED and split in self._by_id[i].scores]
+
+    def top(self, k: int) -> list[Candidate]:
+        """The ``k`` best evaluated candidates by training fitness (ties: lowest id first)."""
+        n = self._max_id + 1
+        fitness = self._fitness[:n]
+        ids = np.flatnonzero(~np.isnan(fitness))
+        if k <= 0 or not len(ids):
+            return []
+        if len(ids) > k:  # keep every id tied with the k-th best, then order exactly
+            kth = np.partition(fitness[ids], len(ids) - k)[len(ids) - k]
+            ids = ids[fitness[ids] >= kth]
+        order = np.lexsort((ids, -fitness[ids]))
+        return [self._by_id[int(i)] for i in ids[order][:k]]
 
     def children(self, candidate_id: int) -> list[int]:
         return list(self._children.get(candidate_id, ()))
@@ -111,8 +143,11 @@ class ArchiveIndex:
         """The evaluated candidate with the highest mean score on ``split``.
 
         The lowest id wins ties."""
+        if split == "train":
+            top = self.top(1)
+            return top[0] if top else None
         best: Candidate | None = None
-        for c in self._by_id.values():
+        for c in self.scored(split):
             if c.status is not Status.EVALUATED:
                 continue
             s = c.score(split)

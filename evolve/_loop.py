@@ -103,7 +103,7 @@ class Loop:
     async def generational(self) -> str:
         await self.start()
         while (reason := self.stop_reason()) is None:
-            generation = max(c.generation for c in self.storage.index.candidates()) + 1
+            generation = self.storage.index.max_generation() + 1
             children = await self.plan_generation(generation)
             if not children:
                 return "no parents to select from (every candidate failed or is invalid)"

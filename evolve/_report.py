@@ -16,8 +16,7 @@ def summary(index: ArchiveIndex) -> dict[str, Any]:
     score when none is validated yet); the test split is never used to choose.
     """
     seed = index.by_slot(0)
-    validated = [c for c in index.candidates(status=Status.EVALUATED)
-                 if "validation" in c.scores]
+    validated = index.scored("validation")
     if validated:
         best = max(validated, key=lambda c: (c.score("validation"), c.fitness or 0.0, -c.id))
     else:

@@ -214,9 +214,7 @@ class Engine:
 
     def to_validate(self, top: int) -> list[Candidate]:
         """The best ``top`` evaluated candidates by training score without a validation score."""
-        ranked = sorted(self.storage.index.candidates(status=Status.EVALUATED),
-                        key=lambda c: (-(c.fitness or 0.0), c.id))
-        return [c for c in ranked[:top] if "validation" not in c.scores]
+        return [c for c in self.storage.index.top(top) if "validation" not in c.scores]
 
 
 def exchanges_usage(exchanges: Sequence[Mapping[str, Any]]) -> Usage:

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from archive import LineageGraph
+from archive import ArchiveError, LineageGraph
 
 from ._budget import Budget
 from ._config import load_config
@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.handler(args)
-    except CladeforgeError as exc:
+    except (CladeforgeError, ArchiveError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

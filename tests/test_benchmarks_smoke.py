@@ -1,0 +1,32 @@
+"""Smoke test of ``benchmarks/overhead.py``: it runs and prints its tables.
+
+Timings are only printed, never asserted (performance targets live in benchmarks).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_overhead_quick_prints_the_tables(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "overhead.py"), "--quick",
+         "--cache-dir", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "stub round trip" in out
+    assert "wall ms" in out and "busy ms" in out and "breakdown, ms per candidate" in out
+    rows = [line.split() for line in out.splitlines()
+            if line.startswith(("generational ", "steady_state "))]
+    # 2 sizes x 4 rows, once in the main table and once in the breakdown
+    assert len(rows) == 16
+    for row in rows:
+        assert row[1] in ("tournament", "dgm") and row[2] in ("300", "1,000")
+        assert all(float(x) >= 0 for x in row[3:])
+    made = [int(row[4]) for row in rows[:8]]
+    assert made == [50] * 8
