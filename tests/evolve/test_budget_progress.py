@@ -1,0 +1,65 @@
+"""Budgets stop the run at the first limit reached; the progress line shows the state."""
+
+from __future__ import annotations
+
+import io
+import time
+
+from evolve._budget import Budget
+from evolve._config import BudgetConfig
+from evolve._progress import ProgressBar
+
+
+def test_first_budget_reached_is_the_reason():
+    budget = Budget(BudgetConfig(candidates=10, tokens=1000, wall_time=None))
+    budget.start()
+    assert budget.exhausted(9, 999) is None
+    assert "candidate budget" in budget.exhausted(10, 0)
+    assert "token budget" in budget.exhausted(3, 1000)
+    assert budget.remaining_candidates(7) == 3 and budget.remaining_candidates(12) == 0
+
+
+def test_wall_time_adds_up_over_resumes():
+    budget = Budget(BudgetConfig(candidates=None, wall_time=5.0), elapsed_before=4.99)
+    budget.start()
+    time.sleep(0.02)
+    assert "wall-time budget" in budget.exhausted(0, 0)
+    assert Budget(BudgetConfig(candidates=None)).exhausted(10**9, 10**12) is None
+
+
+def test_fraction_follows_the_tightest_budget():
+    budget = Budget(BudgetConfig(candidates=100, tokens=1000))
+    assert budget.fraction(10, 500) == 0.5
+    assert budget.fraction(100, 0) == 1.0
+    assert Budget(BudgetConfig(candidates=None)).fraction(5, 5) is None
+
+
+class _Index:
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def best(self, split):
+        return None
+
+
+class _Engine:
+    def __init__(self, n, tokens):
+        self.storage = type("S", (), {"index": _Index(n)})()
+        self._tokens = tokens
+
+    def tokens(self):
+        return self._tokens
+
+
+def test_progress_line_shows_candidates_tokens_and_eta():
+    stream = io.StringIO()
+    bar = ProgressBar(Budget(BudgetConfig(candidates=20)), stream=stream, plain_interval=0)
+    bar(_Engine(5, 1500))
+    bar(_Engine(10, 3000), force=True)
+    first, second = stream.getvalue().splitlines()
+    assert "5/20 candidates" in first and "1.5k tokens" in first and "ETA ?" in first
+    assert "10/20 candidates" in second and "50%" in second and "ETA " in second
+    assert "ETA ?" not in second
