@@ -111,6 +111,24 @@ def _scalar(hint: Any, value: Any, path: str) -> Any:
     raise ConfigError(f"{path}: expected {_type_name(hint)}, got {_show(value)}")
 
 
+def options_of(cls: type) -> dict[str, tuple[Any, str]]:
+    """``{option: (default, one-line doc)}`` of a strategy dataclass."""
+    if not dataclasses.is_dataclass(cls):
+        return {}
+    return {f.name: (f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(cls)}
+
+
+def registry_options(registry: Mapping[str, type], kind: str, name: str
+                     ) -> dict[str, tuple[Any, str]]:
+    """The options of strategy ``name`` of a registry (e.g. the operators)."""
+    try:
+        cls = registry[name]
+    except KeyError:
+        raise ConfigError(f"unknown {kind} '{name}'; choose one of: "
+                          + ", ".join(registry)) from None
+    return options_of(cls)
+
+
 def to_data(config: Any) -> Any:
     """Plain YAML/JSON data for a config dataclass (the inverse of ``build``)."""
     if dataclasses.is_dataclass(config):

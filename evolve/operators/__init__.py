@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from .._errors import ConfigError
+from .._schema import registry_options
 from ._base import (
     SYSTEM_PROMPT,
     InvalidChild,
@@ -21,7 +21,6 @@ from ._base import (
     Operator,
     PromptOperator,
     Transcript,
-    options_of,
 )
 from ._context_shuffle import ContextShuffle
 from ._crossover import Crossover
@@ -47,12 +46,7 @@ OPERATORS: Mapping[str, type[Operator]] = MappingProxyType({
 
 def operator_options(name: str) -> dict[str, tuple[Any, str]]:
     """``{option: (default, doc)}`` of the operator called ``name``."""
-    try:
-        cls = OPERATORS[name]
-    except KeyError:
-        raise ConfigError(f"unknown operator '{name}'; choose one of: "
-                          + ", ".join(OPERATORS)) from None
-    return options_of(cls)
+    return registry_options(OPERATORS, "operator", name)
 
 
 __all__ = [

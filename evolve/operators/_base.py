@@ -12,7 +12,6 @@ exchanges made so far, so an invalid child is still fully documented.
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -233,11 +232,4 @@ class PromptOperator(Operator):
     async def _rewrite(self, ctx: MutationContext, genome: PromptGenome, slot: int,
                        transcript: Transcript) -> str:
         """The new task prompt for ``slot`` (clean, non-empty) or raise InvalidChild."""
-
-
-def options_of(cls: type) -> dict[str, tuple[Any, str]]:
-    """``{option: (default, one-line doc)}`` of a strategy dataclass."""
-    if not dataclasses.is_dataclass(cls):
-        return {}
-    return {f.name: (f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(cls)}
 

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from .._errors import ConfigError, SelectionError
-from ._base import Selection, Selector, options_of
+from .._errors import SelectionError
+from .._schema import registry_options
+from ._base import Selection, Selector
 from ._dgm import DGMSelector
 from ._tournament import TournamentSelector
 
@@ -23,12 +24,7 @@ SELECTORS: Mapping[str, type[Selector]] = MappingProxyType({
 
 def selector_options(name: str) -> dict[str, tuple[Any, str]]:
     """``{option: (default, doc)}`` of the selector called ``name``."""
-    try:
-        cls = SELECTORS[name]
-    except KeyError:
-        raise ConfigError(f"unknown selector '{name}'; choose one of: "
-                          + ", ".join(SELECTORS)) from None
-    return options_of(cls)
+    return registry_options(SELECTORS, "selector", name)
 
 
 __all__ = [

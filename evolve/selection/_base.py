@@ -8,11 +8,10 @@ mode): a selector never retires them, and a tournament never uses them at all.
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -37,12 +36,6 @@ class Selector(ABC):
                busy: AbstractSet[int] = frozenset()) -> list[Selection]:
         """Up to ``n`` selections; raises ``SelectionError`` when none is possible."""
 
-
-def options_of(cls: type) -> dict[str, tuple[Any, str]]:
-    """``{option: (default, one-line doc)}`` of a selector dataclass."""
-    if not dataclasses.is_dataclass(cls):
-        return {}
-    return {f.name: (f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(cls)}
 
 
 def without(ids: np.ndarray, busy: AbstractSet[int]) -> np.ndarray:
