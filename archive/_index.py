@@ -136,6 +136,14 @@ class ArchiveIndex:
         """Training fitness per id (NaN where not evaluated)."""
         return self._fitness[ids]
 
+    def fitness_array(self) -> np.ndarray:
+        """Training fitness of every id from 0 to ``max_id()`` (a copy; NaN: not evaluated)."""
+        return self._fitness[: self._max_id + 1].copy()
+
+    def children_count_array(self) -> np.ndarray:
+        """Number of children of every id from 0 to ``max_id()`` (a copy)."""
+        return self._n_children[: self._max_id + 1].copy()
+
     def children_count_of(self, ids: np.ndarray) -> np.ndarray:
         return self._n_children[ids]
 

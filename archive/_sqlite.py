@@ -383,12 +383,18 @@ class SQLiteStorage(ArchiveStorage):
         return None if not rows else json.loads(rows[0][0])
 
     def cache_put(self, key: str, request: Mapping[str, Any], response: Mapping[str, Any]) -> None:
-        row = changes.encode_cache_entry(key, request, response)
+        self.cache_put_many([(key, request, response)])
+
+    def cache_put_many(
+        self, entries: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]]
+    ) -> None:
+        rows = [changes.encode_cache_entry(k, q, r) for k, q, r in entries]
         with self._lock:
             now = self._clock()
             with self._transaction() as conn:
-                conn.execute("INSERT OR IGNORE INTO llm_cache (key, request, response, "
-                             "created_at) VALUES (?, ?, ?, ?)", (*row, now))
+                conn.executemany("INSERT OR IGNORE INTO llm_cache (key, request, response, "
+                                 "created_at) VALUES (?, ?, ?, ?)",
+                                 [(*row, now) for row in rows])
 
     def cache_items(self) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
         last = 0

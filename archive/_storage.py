@@ -116,6 +116,13 @@ class ArchiveStorage(ABC):
     def cache_put(self, key: str, request: Mapping[str, Any], response: Mapping[str, Any]) -> None:
         """Store a response (idempotent: a second put for a key keeps the first)."""
 
+    def cache_put_many(
+        self, entries: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]]
+    ) -> None:
+        """Store several responses; SQLite does it in one transaction (group commit)."""
+        for key, request, response in entries:
+            self.cache_put(key, request, response)
+
     @abstractmethod
     def cache_items(self) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
         """All (key, request, response) triples, for copying."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import os
 import time
 from collections.abc import Iterable
@@ -130,6 +131,9 @@ class Run:
             budget.start()
             self.storage.set_meta({"state": "running", "stop_reason": None})
             state, reason = "stopped", "interrupted"
+            # the loaded archive lives as long as the run: keep it out of GC passes, which
+            # would otherwise rescan it (seconds at 100k candidates) every few hundred children
+            gc.freeze()
             try:
                 reason = asyncio.run(self._execute(budget, progress or (lambda _e: None)))
                 state = "finished"

@@ -10,6 +10,7 @@ exactly the same choices.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -115,12 +116,13 @@ class Engine:
         train = candidate.scores.get("train")
         if train is None:
             return []
-        questions = self.examples_by_id("train")
+        questions = self.train_by_id
         return [(questions[e.example_id].question, e.output)
                 for e in train.examples if e.score >= 1.0 and e.example_id in questions]
 
-    def examples_by_id(self, split: str) -> dict[str, Example]:
-        return {e.id: e for e in self.benchmark.split(split)}
+    @functools.cached_property
+    def train_by_id(self) -> dict[str, Example]:
+        return {e.id: e for e in self.benchmark.split("train")}
 
     async def make_child(self, slot: int, selection: Selection, generation: int) -> Child:
         """Mutate the selected parent. An unusable result is a child marked invalid."""

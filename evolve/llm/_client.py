@@ -17,10 +17,11 @@ import random
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from evolve._errors import LLMError, LLMResponseError
 from evolve.llm._cache_key import canonical_json
+from evolve.llm._cache_writer import CacheWriter, ResponseCache
 from evolve.llm._http import HTTPPool
 from evolve.llm._types import Completion
 
@@ -29,16 +30,6 @@ __all__ = ["ClientStats", "LLMClient", "ResponseCache"]
 logger = logging.getLogger(__name__)
 
 _MAX_DELAY = 60.0  # seconds, cap of one backoff sleep (also of a server's Retry-After)
-
-
-@runtime_checkable
-class ResponseCache(Protocol):
-    """Where responses are kept by request key (the archive storage implements it)."""
-
-    def cache_get(self, key: str) -> Mapping[str, Any] | None: ...
-
-    def cache_put(self, key: str, request: Mapping[str, Any],
-                  response: Mapping[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -89,6 +80,7 @@ class LLMClient:
         self.max_retries = max_retries
         self.backoff = backoff
         self.cache = cache
+        self._writer = None if cache is None else CacheWriter(cache)
         self.default_params: Mapping[str, Any] = dict(default_params or {})
         self.role = role
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -238,8 +230,8 @@ class LLMClient:
                 self._counts["calls"] += 1
                 self._counts["prompt_tokens"] += completion.prompt_tokens
                 self._counts["completion_tokens"] += completion.completion_tokens
-                if self.cache is not None:
-                    self.cache.cache_put(key, body, parsed)
+                if self._writer is not None:
+                    await self._writer.put(key, body, parsed)
                 return completion
             message = _server_message(response.body)
             if response.status == 429 or response.status >= 500:

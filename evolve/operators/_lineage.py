@@ -21,11 +21,13 @@ from ._base import InvalidChild, MutationContext, PromptOperator, Transcript
 from ._text import numbered, same_text
 
 
-def lineage(view: ArchiveIndex, candidate: Candidate) -> list[Candidate]:
-    """``candidate`` and its first-parent ancestors, oldest first."""
+def lineage(view: ArchiveIndex, candidate: Candidate, max_depth: int | None = None
+            ) -> list[Candidate]:
+    """``candidate`` and its first-parent ancestors (at most ``max_depth``), oldest first."""
     line = [candidate]
     seen = {candidate.id}
-    while line[-1].parent_ids and line[-1].parent_ids[0] not in seen:
+    while (line[-1].parent_ids and line[-1].parent_ids[0] not in seen
+           and (max_depth is None or len(line) <= max_depth)):
         pid = line[-1].parent_ids[0]
         if pid not in view:
             break
@@ -60,16 +62,18 @@ class Lineage(PromptOperator):
 
     name: ClassVar[str] = "lineage"
     max_items: int = doc("Most elites listed (the most recent ones are kept).", 10)
+    max_depth: int = doc(
+        "Ancestors looked at, newest first (bounds the cost in very deep lineages).", 200)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.max_items < 1:
-            raise ValueError("max_items must be at least 1")
+        if self.max_items < 1 or self.max_depth < 1:
+            raise ValueError("max_items and max_depth must be at least 1")
 
     async def _rewrite(self, ctx: MutationContext, genome: PromptGenome, slot: int,
                        transcript: Transcript) -> str:
         history: list[str] = []
-        for c in elites(lineage(ctx.view, ctx.parent)):
+        for c in elites(lineage(ctx.view, ctx.parent, self.max_depth)):
             prompts = c.genome.get("task_prompts") or ()
             text = str(prompts[min(slot, len(prompts) - 1)]) if prompts else ""
             if text and not (history and same_text(text, history[-1])):

@@ -13,9 +13,9 @@ otherwise fill a population list with the same idea.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections import Counter
 from collections.abc import Sequence
 
 #: default cap on the length of a prompt taken from an answer, in characters
@@ -156,36 +156,42 @@ def _first_block(lines: list[str], first_line: bool) -> list[str]:
 
 
 # -- similarity -------------------------------------------------------------------------------
-def trigrams(text: str) -> Counter[str]:
-    """Character-trigram counts of the case-folded words of ``text`` (punctuation ignored)."""
+def trigrams(text: str) -> frozenset[str]:
+    """Character trigrams of the case-folded words of ``text`` (punctuation ignored)."""
     s = f" {' '.join(_NON_WORD.sub(' ', text.casefold()).split())} "
-    return Counter(s[i: i + 3] for i in range(len(s) - 2))
+    return frozenset(s[i: i + 3] for i in range(len(s) - 2))
 
 
-def cosine(a: Counter[str], b: Counter[str]) -> float:
+def cosine(a: frozenset[str], b: frozenset[str]) -> float:
+    """Cosine similarity of two trigram sets: |a & b| / sqrt(|a| |b|) (set operations run
+    in C, which keeps the near-duplicate filter cheap on long prompt lists)."""
     if not a or not b:
         return 0.0
-    if len(a) > len(b):
-        a, b = b, a
-    dot = sum(v * b.get(k, 0) for k, v in a.items())
-    return dot / math.sqrt(sum(v * v for v in a.values()) * sum(v * v for v in b.values()))
+    return len(a & b) / math.sqrt(len(a) * len(b))
+
+
+@functools.lru_cache(maxsize=4096)
+def _profile(text: str) -> frozenset[str]:
+    return trigrams(text)
 
 
 def similarity(a: str, b: str) -> float:
     """Character-trigram cosine similarity in [0, 1] (1 for texts equal after normalising)."""
-    return cosine(trigrams(a), trigrams(b))
+    return cosine(_profile(a), _profile(b))
 
 
 def distinct(texts: Sequence[str], threshold: float, limit: int | None = None) -> list[int]:
     """Indices of ``texts`` kept greedily in order, skipping any text whose similarity to
     an already kept one is >= ``threshold``; stops after ``limit`` kept texts."""
     kept: list[int] = []
-    profiles: list[Counter[str]] = []
+    profiles: list[frozenset[str]] = []
     for i, text in enumerate(texts):
         if limit is not None and len(kept) >= limit:
             break
-        profile = trigrams(text)
-        if not _WORDY.search(text) or any(cosine(profile, p) >= threshold for p in profiles):
+        if not _WORDY.search(text):
+            continue
+        profile = _profile(text)
+        if any(cosine(profile, p) >= threshold for p in profiles):
             continue
         kept.append(i)
         profiles.append(profile)

@@ -67,8 +67,7 @@ class DGMSelector(Selector):
         that are not evaluated candidates)."""
         # one float buffer reused in place: with 100k candidates, fresh temporaries cost
         # more (allocation, page faults) than the arithmetic
-        every = np.arange(view.max_id() + 1)
-        scores = view.fitness_of(every)
+        scores = view.fitness_array()
         unevaluated = np.isnan(scores)
         if unevaluated.all():
             raise SelectionError("no evaluated candidate to select a parent from (every "
@@ -85,7 +84,7 @@ class DGMSelector(Selector):
         with np.errstate(over="ignore", invalid="ignore"):
             np.exp(buf, out=buf)
             buf += 1.0
-            children = view.children_count_of(every)
+            children = view.children_count_array()
             children += 1
             buf *= children
             np.reciprocal(buf, out=buf)
@@ -102,7 +101,7 @@ class DGMSelector(Selector):
     def probabilities(self, view: ArchiveIndex) -> tuple[np.ndarray, np.ndarray]:
         """(ids of every evaluated candidate, their selection probabilities)."""
         w = self.weights(view)
-        ids = np.flatnonzero(~np.isnan(view.fitness_of(np.arange(len(w)))))
+        ids = np.flatnonzero(~np.isnan(view.fitness_array()))
         return ids, w[ids] / w.sum()
 
     def select(self, view: ArchiveIndex, rng: np.random.Generator, n: int,
