@@ -150,6 +150,8 @@ class SQLiteStorage(ArchiveStorage):
         self.index = ArchiveIndex()
         self._clock = clock
         self._lock = threading.RLock()
+        # keys of the LLM cache: a miss (most lookups of a live run) costs no query
+        self._cache_keys: set[str] = set()
         try:
             self._conn = sqlite3.connect(path, timeout=timeout, isolation_level=None,
                                          check_same_thread=False)
@@ -221,6 +223,7 @@ class SQLiteStorage(ArchiveStorage):
 
     def _load(self) -> None:
         conn = self._conn
+        self._cache_keys = {key for (key,) in conn.execute("SELECT key FROM llm_cache")}
         parents: dict[int, list[int]] = {}
         for child, parent in conn.execute(
                 "SELECT child_id, parent_id FROM edges ORDER BY child_id, position"):
@@ -379,6 +382,8 @@ class SQLiteStorage(ArchiveStorage):
 
     # -- LLM response cache -------------------------------------------------------------
     def cache_get(self, key: str) -> Mapping[str, Any] | None:
+        if key not in self._cache_keys:
+            return None
         rows = self._read("SELECT response FROM llm_cache WHERE key = ?", (key,))
         return None if not rows else json.loads(rows[0][0])
 
@@ -395,6 +400,7 @@ class SQLiteStorage(ArchiveStorage):
                 conn.executemany("INSERT OR IGNORE INTO llm_cache (key, request, response, "
                                  "created_at) VALUES (?, ?, ?, ?)",
                                  [(*row, now) for row in rows])
+            self._cache_keys.update(row[0] for row in rows)
 
     def cache_items(self) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
         last = 0
