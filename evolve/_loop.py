@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-from archive import Candidate, Status
+from archive import Candidate, SQLiteStorage, Status
 
 from ._budget import Budget
 from ._errors import SelectionError
@@ -44,7 +44,7 @@ class Loop:
         self.progress = progress
 
     @property
-    def storage(self):  # noqa: ANN201 - the engine's archive
+    def storage(self) -> SQLiteStorage:
         return self.engine.storage
 
     # -- shared phases ------------------------------------------------------------------------
