@@ -13,6 +13,7 @@ import asyncio
 import fcntl
 import gc
 import os
+import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -89,6 +90,8 @@ class Run:
         config = config_from_data(apply_overrides(data, overrides))
         if overrides:
             storage.set_meta({"config": config_to_data(config)})
+            (directory / CONFIG_COPY).write_text(
+                yaml.safe_dump(config_to_data(config), sort_keys=False))
         return cls(directory, storage, config)
 
     @classmethod
@@ -106,11 +109,16 @@ class Run:
             data["runs_dir"] = str(Path(source).parent)
             config = config_from_data(data)
             child = cls.create(config, meta={"forked_from": {"run": str(source), "at": at}})
-            copy_archive(parent.storage, child.storage, upto_id=at)
-            # the fork's budgets count its own spending from here on
-            child.storage.set_meta({"config": config_to_data(config), "state": "created",
-                                    "stop_reason": None, "elapsed": 0.0, "llm_usage": {},
-                                    "forked_from": {"run": str(source), "at": at}})
+            try:
+                copy_archive(parent.storage, child.storage, upto_id=at)
+                # the fork's budgets count its own spending from here on
+                child.storage.set_meta({"config": config_to_data(config), "state": "created",
+                                        "stop_reason": None, "elapsed": 0.0, "llm_usage": {},
+                                        "forked_from": {"run": str(source), "at": at}})
+            except BaseException:
+                child.close()  # a half-copied fork is no run: remove it
+                shutil.rmtree(child.directory, ignore_errors=True)
+                raise
             return child
         finally:
             parent.close()
