@@ -110,11 +110,14 @@ class InMemoryStorage(ArchiveStorage):
             entry = self._cache.get(key)
         return None if entry is None else json.loads(entry[1])
 
-    def cache_put(self, key: str, request: Mapping[str, Any], response: Mapping[str, Any]) -> None:
-        key, request_text, response_text = changes.encode_cache_entry(key, request, response)
+    def cache_put_many(
+        self, entries: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]]
+    ) -> None:
+        rows = [changes.encode_cache_entry(k, q, r) for k, q, r in entries]  # may raise
         with self._lock:
             now = self._clock()
-            self._cache.setdefault(key, (request_text, response_text, now))
+            for key, request_text, response_text in rows:
+                self._cache.setdefault(key, (request_text, response_text, now))
 
     def cache_items(self) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
         with self._lock:

@@ -387,9 +387,6 @@ class SQLiteStorage(ArchiveStorage):
         rows = self._read("SELECT response FROM llm_cache WHERE key = ?", (key,))
         return None if not rows else json.loads(rows[0][0])
 
-    def cache_put(self, key: str, request: Mapping[str, Any], response: Mapping[str, Any]) -> None:
-        self.cache_put_many([(key, request, response)])
-
     def cache_put_many(
         self, entries: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]]
     ) -> None:

@@ -112,16 +112,16 @@ class ArchiveStorage(ABC):
     def cache_get(self, key: str) -> Mapping[str, Any] | None:
         """The cached response for a request key, or None."""
 
-    @abstractmethod
     def cache_put(self, key: str, request: Mapping[str, Any], response: Mapping[str, Any]) -> None:
         """Store a response (idempotent: a second put for a key keeps the first)."""
+        self.cache_put_many([(key, request, response)])
 
+    @abstractmethod
     def cache_put_many(
         self, entries: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]]
     ) -> None:
-        """Store several responses; SQLite does it in one transaction (group commit)."""
-        for key, request, response in entries:
-            self.cache_put(key, request, response)
+        """Store several responses at once, all or none (SQLite: one transaction, so
+        responses arriving together are group-committed). Idempotent per key."""
 
     @abstractmethod
     def cache_items(self) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:

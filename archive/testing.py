@@ -380,6 +380,17 @@ class StorageConformance:
             s.cache_put("x", {"a": 1}, ["not", "a", "mapping"])  # type: ignore[arg-type]
         assert s.cache_get("x") is None and s.cache_size() == 2
 
+    def test_cache_put_many(self, factory: StorageFactory) -> None:
+        s = factory.create()
+        s.cache_put("k", {}, {"text": "first"})
+        s.cache_put_many([("a", {"n": 1}, {"text": "a"}), ("k", {}, {"text": "second"}),
+                          ("b", {"n": 2}, {"text": "b"})])
+        assert s.cache_get("k") == {"text": "first"}  # idempotent within a batch too
+        assert [key for key, _, _ in s.cache_items()] == ["k", "a", "b"]
+        with pytest.raises(TypeError):  # one bad entry: nothing of the batch is written
+            s.cache_put_many([("c", {}, {"text": "c"}), ("x", {}, ["not a mapping"])])
+        assert s.cache_get("c") is None and s.cache_size() == 3
+
     def test_index_consistent_and_reopen(self, factory: StorageFactory) -> None:
         s = factory.create()
         build_sample(s)
