@@ -154,15 +154,7 @@ class ArchiveIndex:
         if split == "train":
             top = self.top(1)
             return top[0] if top else None
-        best: Candidate | None = None
-        for c in self.scored(split):
-            if c.status is not Status.EVALUATED:
-                continue
-            s = c.score(split)
-            if s is not None and (best is None or s > best.score(split)
-                                  or (s == best.score(split) and c.id < best.id)):
-                best = c
-        return best
+        return max(self.scored(split), key=lambda c: (c.score(split), -c.id), default=None)
 
     def counts_by_status(self) -> dict[Status, int]:
         counts = dict.fromkeys(Status, 0)

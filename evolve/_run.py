@@ -70,7 +70,7 @@ class Run:
         storage.set_meta({"config": data, "state": "created", "created_at": time.time(),
                           "rng": {"seed": config.seed, "scheme": "SeedSequence(seed, key)"},
                           **(meta or {})})
-        (directory / CONFIG_COPY).write_text(yaml.safe_dump(data, sort_keys=False))
+        _write_config_copy(directory, config)
         return cls(directory, storage, config)
 
     @classmethod
@@ -90,8 +90,7 @@ class Run:
         config = config_from_data(apply_overrides(data, overrides))
         if overrides:
             storage.set_meta({"config": config_to_data(config)})
-            (directory / CONFIG_COPY).write_text(
-                yaml.safe_dump(config_to_data(config), sort_keys=False))
+            _write_config_copy(directory, config)
         return cls(directory, storage, config)
 
     @classmethod
@@ -192,6 +191,12 @@ class Run:
     def is_running(self) -> bool:
         """True while some process executes this run (it holds the run's lock)."""
         return _RunLock(self.directory / LOCK_FILE).held_elsewhere()
+
+
+def _write_config_copy(directory: Path, config: RunConfig) -> None:
+    """The human-readable copy of the config beside the archive (the archive is the truth)."""
+    (directory / CONFIG_COPY).write_text(yaml.safe_dump(config_to_data(config),
+                                                        sort_keys=False))
 
 
 class _RunLock:

@@ -156,6 +156,7 @@ def _first_block(lines: list[str], first_line: bool) -> list[str]:
 
 
 # -- similarity -------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4096)  # the same population prompts are compared again and again
 def trigrams(text: str) -> frozenset[str]:
     """Character trigrams of the case-folded words of ``text`` (punctuation ignored)."""
     s = f" {' '.join(_NON_WORD.sub(' ', text.casefold()).split())} "
@@ -170,14 +171,9 @@ def cosine(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / math.sqrt(len(a) * len(b))
 
 
-@functools.lru_cache(maxsize=4096)
-def _profile(text: str) -> frozenset[str]:
-    return trigrams(text)
-
-
 def similarity(a: str, b: str) -> float:
     """Character-trigram cosine similarity in [0, 1] (1 for texts equal after normalising)."""
-    return cosine(_profile(a), _profile(b))
+    return cosine(trigrams(a), trigrams(b))
 
 
 def distinct(texts: Sequence[str], threshold: float, limit: int | None = None) -> list[int]:
@@ -190,7 +186,7 @@ def distinct(texts: Sequence[str], threshold: float, limit: int | None = None) -
             break
         if not _WORDY.search(text):
             continue
-        profile = _profile(text)
+        profile = trigrams(text)
         if any(cosine(profile, p) >= threshold for p in profiles):
             continue
         kept.append(i)
