@@ -48,14 +48,13 @@ sys.path.insert(0, str(ROOT))
 import archive as ar  # noqa: E402
 from evolve import PromptGenome  # noqa: E402
 from evolve._budget import Budget  # noqa: E402
-from evolve._config import BudgetConfig, EvolutionConfig, LLMConfig, LLMsConfig  # noqa: E402
-from evolve._endpoints import open_clients, sampling  # noqa: E402
-from evolve._factory import build_operators, build_selector, load_lexicon  # noqa: E402
-from evolve._loop import Loop  # noqa: E402
+from evolve._config import BudgetConfig, config_from_data  # noqa: E402
+from evolve._endpoints import open_clients  # noqa: E402
+from evolve._factory import build_loop, load_lexicon  # noqa: E402
 from evolve._steps import Engine  # noqa: E402
 from evolve.llm import LLMClient  # noqa: E402
 from evolve.operators import SYSTEM_PROMPT  # noqa: E402
-from fitness import Benchmark, Example, PromptEvaluator, render_messages, score_output  # noqa: E402
+from fitness import Benchmark, Example, render_messages, score_output  # noqa: E402
 
 POPULATION, PREFILL_VERSION = 50, 1
 ROWS = (("generational", "tournament"), ("generational", "dgm"),
@@ -225,22 +224,20 @@ def prefilled(size: int, cache_dir: Path, bench: Addition) -> tuple[Path, str]:
 
 async def run_pass(storage: ar.SQLiteStorage, result: Result, args: argparse.Namespace,
                    clock: Clock | None) -> None:
-    """Build the Engine and Loop as ``Run._execute`` does and make --children candidates."""
-    bench, llm = Addition(), LLMConfig(backend="external", base_url=args.base_url, model="stub")
-    evo = EvolutionConfig(mode=result.mode, population_size=POPULATION,  # type: ignore[arg-type]
-                          selector=result.selector, generation_size=args.generation)  # type: ignore[arg-type]
-    operators, weights = build_operators(evo)
-    async with open_clients(LLMsConfig(mutator=llm, task=llm), storage) as clients:
-        engine = Engine(
-            storage=storage, benchmark=bench, evaluator=PromptEvaluator(
-                bench, clients.task, max_tokens=sampling(llm, "task")[1]),
-            mutator=clients.mutator, task=clients.task, selector=build_selector(evo),
-            operators=operators, weights=weights, lexicon=load_lexicon(), seed=0, batch_size=1,
-            validation_size=4, mutator_max_tokens=sampling(llm, "mutator")[1], usage_before={})
+    """Build the Engine and Loop with ``Run._execute``'s wiring and make --children
+    candidates."""
+    llm = {"backend": "external", "base_url": args.base_url, "model": "stub"}
+    config = config_from_data({
+        "llm": {"mutator": llm, "task": llm},
+        "fitness": {"batch_size": 1, "validation_size": 4, "validate_top": 2},
+        "evolution": {"mode": result.mode, "selector": result.selector,
+                      "population_size": POPULATION, "generation_size": args.generation},
+    })
+    async with open_clients(config.llm, storage) as clients:
         budget = Budget(BudgetConfig(candidates=len(storage) + args.children))
-        loop = Loop(engine, budget, population_size=POPULATION, generation_size=args.generation,
-                    seed_prompt="Solve the problem.", task_prompts=1, validate_top=2,
-                    concurrency=evo.concurrency, progress=lambda _engine: None)
+        loop = build_loop(config, storage, clients, Addition(), budget,
+                          progress=lambda _engine: None)
+        engine = loop.engine
         if clock is not None:
             instrument(clock, storage, engine)
         before = len(storage)

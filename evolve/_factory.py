@@ -13,11 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from fitness import Benchmark, BenchmarkError, benchmark_options, make_benchmark
+from archive import SQLiteStorage, Usage
+from fitness import Benchmark, BenchmarkError, PromptEvaluator, benchmark_options, make_benchmark
 
-from ._config import EvolutionConfig, FitnessConfig
+from ._budget import Budget
+from ._config import EvolutionConfig, FitnessConfig, RunConfig
+from ._endpoints import Clients, sampling
 from ._errors import ConfigError
-from ._steps import Lexicon
+from ._loop import Loop, Progress
+from ._steps import Engine, Lexicon
 from .operators import OPERATORS, Operator, operator_options
 from .selection import SELECTORS, Selector, selector_options
 
@@ -85,6 +89,27 @@ def load_lexicon() -> Lexicon:
         mutation_prompts=lines("mutation_prompts.txt"),
         hyper_mutation_prompts=lines("hyper_mutation_prompts.txt"),
     )
+
+
+def build_loop(config: RunConfig, storage: SQLiteStorage, clients: Clients,
+               benchmark: Benchmark, budget: Budget, progress: Progress,
+               usage_before: Mapping[str, Usage] | None = None) -> Loop:
+    """The engine and loop of one execution, wired from the config and the live parts."""
+    operators, weights = build_operators(config.evolution)
+    _, task_tokens = sampling(config.llm.task, "task")
+    _, mutator_tokens = sampling(config.llm.mutator, "mutator")
+    engine = Engine(
+        storage=storage, benchmark=benchmark,
+        evaluator=PromptEvaluator(benchmark, clients.task, max_tokens=task_tokens),
+        mutator=clients.mutator, task=clients.task, selector=build_selector(config.evolution),
+        operators=operators, weights=weights, lexicon=load_lexicon(), seed=config.seed,
+        batch_size=config.fitness.batch_size, validation_size=config.fitness.validation_size,
+        mutator_max_tokens=mutator_tokens, usage_before=usage_before or {})
+    evo = config.evolution
+    return Loop(engine, budget, population_size=evo.population_size,
+                generation_size=generation_size(evo), seed_prompt=evo.seed_prompt,
+                task_prompts=evo.task_prompts, validate_top=config.fitness.validate_top,
+                concurrency=evo.concurrency, progress=progress)
 
 
 def _check_keys(path: str, given: Mapping[str, Any], allowed: Mapping[str, Any]) -> None:

@@ -22,21 +22,13 @@ from typing import Any
 import yaml
 
 from archive import ArchiveError, SQLiteStorage, Usage, copy_archive
-from fitness import PromptEvaluator
 
 from ._budget import Budget
 from ._config import RunConfig, apply_overrides, config_from_data, config_to_data
-from ._endpoints import open_clients, preflight, sampling
+from ._endpoints import open_clients, preflight
 from ._errors import CladeforgeError, RunStateError
-from ._factory import (
-    build_benchmark,
-    build_operators,
-    build_selector,
-    generation_size,
-    load_lexicon,
-)
-from ._loop import Loop, Progress
-from ._steps import Engine
+from ._factory import build_benchmark, build_loop, build_operators, build_selector
+from ._loop import Progress
 
 ARCHIVE_FILE = "archive.sqlite"
 CONFIG_COPY = "config.yaml"
@@ -158,32 +150,17 @@ class Run:
     async def _execute(self, budget: Budget, progress: Progress) -> str:
         cfg = self.config
         benchmark = build_benchmark(cfg.fitness)
-        operators, weights = build_operators(cfg.evolution)
         usage_before = {k: Usage.from_dict(v)
                         for k, v in (self.storage.get_meta("llm_usage") or {}).items()}
         async with open_clients(cfg.llm, self.storage) as clients:
-            _, task_tokens = sampling(cfg.llm.task, "task")
-            _, mutator_tokens = sampling(cfg.llm.mutator, "mutator")
-            engine = Engine(
-                storage=self.storage, benchmark=benchmark,
-                evaluator=PromptEvaluator(benchmark, clients.task, max_tokens=task_tokens),
-                mutator=clients.mutator, task=clients.task,
-                selector=build_selector(cfg.evolution), operators=operators, weights=weights,
-                lexicon=load_lexicon(), seed=cfg.seed, batch_size=cfg.fitness.batch_size,
-                validation_size=cfg.fitness.validation_size, mutator_max_tokens=mutator_tokens,
-                usage_before=usage_before)
-            loop = Loop(engine, budget, population_size=cfg.evolution.population_size,
-                        generation_size=generation_size(cfg.evolution),
-                        seed_prompt=cfg.evolution.seed_prompt,
-                        task_prompts=cfg.evolution.task_prompts,
-                        validate_top=cfg.fitness.validate_top,
-                        concurrency=cfg.evolution.concurrency, progress=progress)
+            loop = build_loop(cfg, self.storage, clients, benchmark, budget, progress,
+                              usage_before)
             try:
                 if cfg.evolution.mode == "generational":
                     return await loop.generational()
                 return await loop.steady_state()
             finally:
-                self.storage.set_meta(engine.usage_meta())
+                self.storage.set_meta(loop.engine.usage_meta())
 
     def _lock(self) -> _RunLock:
         return _RunLock(self.directory / LOCK_FILE)
