@@ -1,1 +1,38 @@
-"""Where untrusted code runs (docker, bubblewrap, process backends); built in issue 3."""
+"""Where untrusted code runs: docker, bubblewrap and process backends, images, the LLM gateway.
+
+Every backend implements ``Sandbox.run(Job) -> Result`` (see ``_base.py``).
+This package imports nothing from ``evolve``, ``fitness`` or ``archive``.
+"""
+
+from ._base import (
+    LLM_SOCKET,
+    LLM_SOCKET_ENV,
+    SANDBOX_GID,
+    SANDBOX_UID,
+    WORKDIR,
+    EndReason,
+    Job,
+    Limits,
+    Result,
+    Sandbox,
+    SandboxError,
+)
+from ._workdir import CappedBuffer, check_relpath, collect_files, write_files
+
+__all__ = [
+    "LLM_SOCKET",
+    "LLM_SOCKET_ENV",
+    "SANDBOX_GID",
+    "SANDBOX_UID",
+    "WORKDIR",
+    "CappedBuffer",
+    "EndReason",
+    "Job",
+    "Limits",
+    "Result",
+    "Sandbox",
+    "SandboxError",
+    "check_relpath",
+    "collect_files",
+    "write_files",
+]
