@@ -1,0 +1,189 @@
+"""Small Python programs the docker backend runs inside its containers with ``python3 -c``.
+
+``LAUNCH`` writes the job's input files into /work and then becomes the job's
+command. Files cannot be copied in with ``put_archive``: the daemon writes
+through the container's root filesystem, below the /work tmpfs, where the
+command would never see them. So they travel on the exec's stdin in a simple
+length-prefixed format (see ``pack_files``).
+
+``SETTLE`` runs after every job, as the sandbox user: it kills every process
+of that user (the job's whole tree), reads the container's cgroup counters
+(OOM kills, failed forks at the pids limit), reads back the files the job
+asked for (regular files only, never through a symlink), and wipes /work,
+/tmp and /dev/shm for the next job in a warm container. It prints one JSON
+line and then the collected files' bytes. Its output is trusted because no
+process of the candidate is alive when it reads and reports.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+
+from ._workdir import check_relpath
+
+LAUNCH = r"""
+import os, sys
+def read(n):
+    buf = b""
+    while len(buf) < n:
+        chunk = os.read(0, n - len(buf))
+        if not chunk:
+            sys.exit("cladeforge launcher: truncated input files")
+        buf += chunk
+    return buf
+(count,) = __import__("struct").unpack(">I", read(4))
+for _ in range(count):
+    plen, dlen = __import__("struct").unpack(">IQ", read(12))
+    path = read(plen).decode()
+    data = read(dlen)
+    target = os.path.join("/work", path)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+os.execvp(sys.argv[1], sys.argv[1:])
+"""
+
+SETTLE = r"""
+import json, os, shutil, stat, sys, time
+me, uid = os.getpid(), os.getuid()
+max_bytes, wipe, paths = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3:]
+
+def mine():
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in (1, me):
+            continue
+        try:
+            with open(f"/proc/{name}/status") as handle:
+                fields = dict(line.split(":", 1) for line in handle if ":" in line)
+        except OSError:
+            continue
+        if int(fields["Uid"].split()[1]) == uid and fields["State"].split()[0] != "Z":
+            found.append(int(name))
+    return found
+
+left = []
+for attempt in range(200):
+    try:
+        os.kill(-1, 9)
+    except OSError:
+        pass
+    left = mine()
+    if not left:
+        break
+    time.sleep(0.005)
+
+def counter(paths, key):
+    for path in paths:
+        try:
+            with open(path) as handle:
+                for line in handle:
+                    parts = line.split()
+                    if len(parts) == 2 and parts[0] == key:
+                        return int(parts[1])
+        except OSError:
+            continue
+    return None
+
+cg = "/sys/fs/cgroup"
+report = {
+    "left": len(left),
+    "oom_kill": counter([f"{cg}/memory/memory.oom_control", f"{cg}/memory.events"], "oom_kill"),
+    "pids_max": counter([f"{cg}/pids/pids.events", f"{cg}/pids.events"], "max"),
+}
+work = os.statvfs("/work")
+report["work_full"] = work.f_bavail == 0 or work.f_favail == 0
+
+def read_below(rel):
+    fds, dir_fd = [], os.open("/work", os.O_RDONLY | os.O_DIRECTORY)
+    fds.append(dir_fd)
+    try:
+        parts = rel.split("/")
+        for part in parts[:-1]:
+            dir_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            fds.append(dir_fd)
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+        fds.append(fd)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+            return None
+        chunks, size = [], 0
+        while size <= max_bytes:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+        return data if len(data) <= max_bytes else None
+    except OSError:
+        return None
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+files = {}
+for rel in paths:
+    data = read_below(rel)
+    if data is not None:
+        files[rel] = data
+report["files"] = [[rel, len(data)] for rel, data in files.items()]
+
+def loosen(top):
+    if os.stat(top).st_uid == uid:
+        os.chmod(top, 0o700)
+    for root, dirs, names in os.walk(top):
+        for name in dirs:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o700)
+
+dirty = []
+if wipe:
+    for top in ("/work", "/tmp", "/dev/shm"):
+        try:
+            loosen(top)
+            names = os.listdir(top)
+        except OSError:
+            names = []
+        for name in names:
+            path = os.path.join(top, name)
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
+            except OSError:
+                pass
+        try:
+            if os.listdir(top):
+                dirty.append(top)
+        except OSError:
+            dirty.append(top)
+    for ipc in ("shm", "sem", "msg"):
+        try:
+            with open(f"/proc/sysvipc/{ipc}") as handle:
+                if len(handle.read().splitlines()) > 1:
+                    dirty.append(f"sysv {ipc}")
+        except OSError:
+            pass
+    if mine():
+        dirty.append("processes")
+report["dirty"] = dirty
+out = sys.stdout.buffer
+out.write(json.dumps(report).encode() + b"\n")
+for data in files.values():
+    out.write(data)
+out.flush()
+"""
+
+
+def pack_files(files: Mapping[str, bytes]) -> bytes:
+    """The input files as ``LAUNCH`` reads them: a count, then (path length, size, path, bytes)."""
+    parts = [struct.pack(">I", len(files))]
+    for rel, data in files.items():
+        path = check_relpath(rel).encode()
+        parts += [struct.pack(">IQ", len(path), len(data)), path, bytes(data)]
+    return b"".join(parts)
