@@ -10,6 +10,7 @@ exactly the same choices.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import time
 from collections.abc import Mapping, Sequence
@@ -37,8 +38,12 @@ from .selection import Selection, Selector
 
 
 def rng_for(seed: int, *key: int) -> np.random.Generator:
-    """The generator for one decision, derived from the run seed and a fixed key."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+    """The generator for one decision, derived from the run seed and a fixed key.
+
+    The same stream as ``np.random.default_rng(SeedSequence(seed, spawn_key=key))``,
+    without ``default_rng``'s argument dispatch.
+    """
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
 
 
 # keys of the derived generators (the first element of ``rng_for``'s key)
@@ -95,8 +100,18 @@ class Engine:
 
     # -- making children ---------------------------------------------------------------------
     def choose_operator(self, rng: np.random.Generator) -> Operator:
-        names = list(self.operators)
-        return self.operators[names[rng.choice(len(names), p=self.weights)]]
+        """The same draw as ``rng.choice(len(operators), p=weights)``, without its checks."""
+        return self._operator_list[bisect.bisect_right(self._operator_cdf, rng.random())]
+
+    @functools.cached_property
+    def _operator_list(self) -> list[Operator]:
+        return list(self.operators.values())
+
+    @functools.cached_property
+    def _operator_cdf(self) -> list[float]:
+        cdf = np.asarray(self.weights, dtype=float).cumsum()
+        cdf /= cdf[-1]  # as numpy's Generator.choice computes it
+        return cdf.tolist()
 
     def context(self, parent: Candidate, rng: np.random.Generator) -> MutationContext:
         return MutationContext(
