@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 #: The work dir's path inside every sandbox (the command's current directory).
 WORKDIR = "/work"
@@ -104,6 +105,10 @@ class Job:
         object.__setattr__(self, "files", MappingProxyType(dict(self.files)))
         object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
 
+    def __reduce__(self) -> tuple[Any, ...]:  # read-only mappings do not pickle; for Ray
+        return (Job, (self.command, dict(self.files), self.limits, self.collect,
+                      dict(self.env), self.llm_socket))
+
 
 @dataclass(frozen=True)
 class Result:
@@ -116,6 +121,13 @@ class Result:
     files: Mapping[str, bytes]
     wall_seconds: float
     detail: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "files", MappingProxyType(dict(self.files)))
+
+    def __reduce__(self) -> tuple[Any, ...]:  # for Ray, as Job
+        return (Result, (self.reason, self.exit_code, self.stdout, self.stderr, dict(self.files),
+                         self.wall_seconds, self.detail))
 
     @property
     def ok(self) -> bool:
