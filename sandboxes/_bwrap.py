@@ -1,0 +1,221 @@
+"""The bubblewrap backend: every job in fresh namespaces over a read-only root.
+
+Each run: ``bwrap --unshare-all --unshare-user --disable-userns`` (user, pid,
+net, ipc, uts and cgroup namespaces; no nested user namespaces), a new
+session, ``--die-with-parent``, ``--cap-drop ALL``, uid/gid 65534, a cleared
+environment (the job's ``env`` plus ``PATH``, ``HOME=/work``, ``LANG``). The
+network namespace has only ``lo``; nothing of the host's network is reachable.
+
+The file system is a read-only tmpfs root with:
+
+* ``root`` given (a Debian rootfs from ``sandboxes._images.ensure_rootfs()``):
+  each top-level directory of it bound read-only;
+* ``root=None``: only the host's system directories (``/usr``, ``/bin``,
+  ``/lib*``, ``/sbin``) and a minimal ``/etc`` (the dynamic loader's files,
+  ``alternatives``) read-only, plus a generated ``passwd``/``group`` that
+  know only ``nobody``. Never ``/work``, ``/root``, ``/home`` or ``/tmp`` of the host;
+
+and a fresh ``/proc``, a minimal ``/dev``, a tmpfs ``/tmp`` (``--size`` =
+the work-dir limit; its pages count against the memory limit), the work dir at
+``/work`` and, when the job names one, the LLM gateway socket at ``LLM_SOCKET``.
+
+When this process is root, bwrap itself runs as uid/gid 65534 on the host too
+(after joining the run's cgroup), so even an escape from the namespaces finds
+an unprivileged user; the work dir is a size-limited tmpfs owned by 65534 (see
+``_workspace``). A root filesystem the host user 65534 cannot reach by path
+(e.g. below ``/root``) is bound read-only into the run's private directory
+first. Memory, pids, CPU, wall time and output are limited by ``_limits``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import stat
+from dataclasses import replace
+from pathlib import Path
+
+from ._base import (
+    LLM_SOCKET,
+    LLM_SOCKET_ENV,
+    SANDBOX_GID,
+    SANDBOX_UID,
+    WORKDIR,
+    EndReason,
+    Job,
+    Result,
+    Sandbox,
+    SandboxError,
+)
+from ._limits import Launch, run_limited
+from ._workdir import collect_files, write_files
+from ._workspace import MB, Workspace, workspace
+
+logger = logging.getLogger(__name__)
+
+BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": WORKDIR, "LANG": "C.UTF-8"}
+HOST_SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
+HOST_ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives")
+#: Top-level entries of a root filesystem the sandbox replaces or never shows.
+ROOTFS_SKIP = frozenset({"proc", "dev", "sys", "tmp", "work", "run", "home", "root", "mnt",
+                         "media", "lost+found"})
+_PASSWD = "nobody:x:65534:65534:nobody:/work:/usr/sbin/nologin\n"
+_GROUP = "nogroup:x:65534:\n"
+#: Processes bwrap keeps besides the command: the outer bwrap and the namespace's init.
+BWRAP_PIDS = 2
+
+
+class BwrapSandbox(Sandbox):
+    """Runs each job with bubblewrap in fresh namespaces, as uid 65534, over a read-only root.
+
+    ``root``: a root filesystem directory to use as ``/`` (read-only), e.g.
+    ``sandboxes._images.ensure_rootfs()``; None uses the host's system
+    directories only. ``bwrap``: the bubblewrap executable (name or path).
+    ``tmp_dir``: where per-run host directories are made (default: the system
+    temp dir). Commands run in ``/work``; ``python3`` is the interpreter.
+    """
+
+    name = "bwrap"
+    isolated = True
+    python = "python3"
+
+    def __init__(self, root: Path | None = None, *, bwrap: str = "bwrap",
+                 tmp_dir: str | None = None) -> None:
+        self.root = Path(root) if root is not None else None
+        self.bwrap = bwrap
+        self.tmp_dir = tmp_dir
+
+    def __repr__(self) -> str:
+        return f"BwrapSandbox(root={self.root!r})"
+
+    def executable(self) -> str:
+        """The bwrap path, or a SandboxError saying how to get it."""
+        found = shutil.which(self.bwrap)
+        if found is None:
+            raise SandboxError(f"bubblewrap ({self.bwrap!r}) is not installed: install the "
+                               "'bubblewrap' package, or use the docker sandbox")
+        if self.root is not None and not (self.root / "usr").is_dir():
+            raise SandboxError(f"the bwrap root filesystem {self.root} is missing or incomplete:"
+                               " build it with `evolve sandbox build`, or use root=None")
+        return found
+
+    def run(self, job: Job) -> Result:
+        exe = self.executable()
+        owner = (SANDBOX_UID, SANDBOX_GID) if os.geteuid() == 0 else None
+        limits = job.limits
+        with workspace(limits.workdir_mb, owner, self.tmp_dir) as space:
+            write_files(space.work, job.files)
+            if owner is not None:
+                space.chown_tree(*owner)
+            status_r, status_w = os.pipe()
+            try:
+                argv = [exe, *self._arguments(job, space, owner, status_w), "--", *job.command]
+                result = run_limited(Launch(
+                    argv=argv, env={"PATH": BASE_ENV["PATH"]}, cwd=Path("/"), limits=limits,
+                    space=space, run_as=owner, extra_pids=BWRAP_PIDS, signal_exit_codes=True,
+                    pass_fds=(status_w,)))
+                os.close(status_w)
+                status_w = -1
+                started = _child_started(status_r)
+            finally:
+                os.close(status_r)
+                if status_w >= 0:
+                    os.close(status_w)
+            if not started and result.reason is not EndReason.ERROR:
+                message = result.stderr.decode(errors="replace").strip().splitlines()
+                result = replace(result, reason=EndReason.ERROR, exit_code=None,
+                                 detail="bubblewrap could not set up the sandbox: "
+                                 + (message[-1] if message else f"({result.detail})"))
+            files = collect_files(space.work, job.collect, space.size_bytes)
+        return replace(result, files=files)
+
+    def _arguments(self, job: Job, space: Workspace, owner: tuple[int, int] | None,
+                   status_fd: int) -> list[str]:
+        args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
+                "--new-session", "--cap-drop", "ALL", "--uid", str(SANDBOX_UID),
+                "--gid", str(SANDBOX_GID), "--hostname", "sandbox", "--clearenv"]
+        env = {**job.env, **BASE_ENV}
+        if job.llm_socket is not None:
+            env[LLM_SOCKET_ENV] = LLM_SOCKET
+        for key, value in env.items():
+            args += ["--setenv", key, value]
+        args += self._root_binds(space, owner)
+        args += ["--proc", "/proc", "--dev", "/dev",
+                 "--size", str(job.limits.workdir_mb * MB), "--tmpfs", "/tmp",
+                 "--bind", str(space.work), WORKDIR]
+        if job.llm_socket is not None:
+            args += ["--ro-bind", job.llm_socket, LLM_SOCKET]
+        args += ["--chdir", WORKDIR, "--remount-ro", "/", "--json-status-fd", str(status_fd)]
+        return args
+
+    def _root_binds(self, space: Workspace, owner: tuple[int, int] | None) -> list[str]:
+        if self.root is None:
+            return _host_binds(space)
+        source = self.root
+        if owner is not None and not _reachable_by_others(source):
+            source = space.bind_readonly(source, "rootfs")
+        args = []
+        for entry in sorted(os.scandir(source), key=lambda e: e.name):
+            if entry.name in ROOTFS_SKIP or entry.name.startswith("."):
+                continue
+            if entry.is_symlink():
+                args += ["--symlink", os.readlink(entry.path), f"/{entry.name}"]
+            elif entry.is_dir():
+                args += ["--ro-bind", entry.path, f"/{entry.name}"]
+        return args
+
+
+def _host_binds(space: Workspace) -> list[str]:
+    args = []
+    for name in HOST_SYSTEM_DIRS:
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), f"/{name}"]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), f"/{name}"]
+    for name in HOST_ETC:
+        if (Path("/etc") / name).exists():
+            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    for name, text in (("passwd", _PASSWD), ("group", _GROUP)):
+        path = space.base / name
+        path.write_text(text, encoding="ascii")
+        path.chmod(0o644)
+        args += ["--ro-bind", str(path), f"/etc/{name}"]
+    return args
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """True when every directory from / down to ``path`` is searchable by any user."""
+    current = path.resolve()
+    for directory in [current, *current.parents]:
+        with contextlib.suppress(OSError):
+            if not os.stat(directory).st_mode & stat.S_IXOTH:
+                return False
+    return True
+
+
+def _child_started(status_fd: int) -> bool:
+    """Whether bwrap reported starting the command (``child-pid`` on --json-status-fd)."""
+    os.set_blocking(status_fd, False)
+    data = b""
+    with contextlib.suppress(BlockingIOError, OSError):
+        while chunk := os.read(status_fd, 65536):
+            data += chunk
+            if len(data) > 1 << 16:
+                break
+    decoder = json.JSONDecoder()
+    text = data.decode(errors="replace")
+    index = 0
+    while index < len(text):
+        try:
+            obj, index = decoder.raw_decode(text, index)
+        except ValueError:
+            return False
+        if isinstance(obj, dict) and "child-pid" in obj:
+            return True
+        while index < len(text) and text[index].isspace():
+            index += 1
+    return False

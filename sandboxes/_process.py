@@ -1,0 +1,62 @@
+"""The process backend: a plain subprocess with limits, for trusted code only.
+
+It isolates nothing: the command runs as this process's user and sees the
+host's file system, network and processes. What it does give: a fresh temp
+work dir as the current directory (size-limited like bwrap's, see
+``_workspace``), a cleared environment (the job's ``env`` plus ``PATH``,
+``HOME`` = the work dir, ``LANG``), and the limits of ``_limits``: rlimits,
+its own session killed as a whole, a cgroup for memory/pids/CPU when one can be
+made. Without a mount namespace the work dir is *not* at ``WORKDIR``
+(``/work``): commands must use relative paths (or ``$HOME``). The LLM socket,
+if any, is passed by its host path in ``LLM_SOCKET_ENV``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import replace
+
+from ._base import LLM_SOCKET_ENV, Job, Result, Sandbox
+from ._limits import Launch, run_limited
+from ._workdir import collect_files, write_files
+from ._workspace import workspace
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+class ProcessSandbox(Sandbox):
+    """Runs each job as a plain subprocess in a fresh temp dir: limits, but no isolation.
+
+    ``tmp_dir``: where per-run work dirs are made (default: the system temp
+    dir). ``python`` (``sys.executable`` of this process) is found first on
+    ``PATH``, so ``python3`` in a command is this interpreter.
+    """
+
+    name = "process"
+    isolated = False
+    python = "python3"
+
+    def __init__(self, *, tmp_dir: str | None = None) -> None:
+        self.tmp_dir = tmp_dir
+        logger.warning("process backend: no isolation; use only for trusted code")
+
+    def __repr__(self) -> str:
+        return "ProcessSandbox()"
+
+    def run(self, job: Job) -> Result:
+        limits = job.limits
+        with workspace(limits.workdir_mb, None, self.tmp_dir) as space:
+            write_files(space.work, job.files)
+            env = {**job.env,
+                   "PATH": f"{os.path.dirname(sys.executable)}:{SYSTEM_PATH}",
+                   "HOME": str(space.work), "LANG": "C.UTF-8"}
+            if job.llm_socket is not None:
+                env[LLM_SOCKET_ENV] = job.llm_socket
+            result = run_limited(Launch(argv=job.command, env=env, cwd=space.work,
+                                        limits=limits, space=space))
+            files = collect_files(space.work, job.collect, space.size_bytes)
+        return replace(result, files=files)
