@@ -27,6 +27,13 @@ from ._procedural import (
     ProceduralBenchmark,
     WordSortingBenchmark,
 )
+from ._program_eval import (
+    FunctionCallTask,
+    ProgramEvaluation,
+    ProgramEvaluator,
+    ProgramResult,
+    ProgramTask,
+)
 from ._prompt_eval import (
     ChatResponse,
     Evaluation,
@@ -59,8 +66,13 @@ __all__ = [
     "Evaluation",
     "Example",
     "ExampleResult",
+    "FunctionCallTask",
     "JsonlBenchmark",
     "ProceduralBenchmark",
+    "ProgramEvaluation",
+    "ProgramEvaluator",
+    "ProgramResult",
+    "ProgramTask",
     "PromptEvaluator",
     "ReasoningGymBenchmark",
     "TaskModel",
