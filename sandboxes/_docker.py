@@ -1,0 +1,329 @@
+"""The docker backend: each job runs in a locked-down container, optionally a warm one.
+
+Every container: no network (``network_mode="none"``), memory limit with no
+swap, CPU quota, pids limit, read-only root, a size-limited tmpfs /work and a
+small tmpfs /tmp, all capabilities dropped, ``no-new-privileges``, only
+PATH/HOME/LANG in its environment. Its init (``docker-init``) and an idle
+``sleep`` run as uid 65533, so the job's user (65534) can neither signal nor
+trace them; jobs run as 65534 through ``docker exec`` (see
+``_docker_exec.py``), and after every job a settle step (``_docker_guest.SETTLE``)
+kills the job's processes, reads the cgroup counters, collects the output
+files and wipes the work dir.
+
+How each end reason is found:
+
+- ``timeout``: the exec's output stream is still open at the wall-time deadline;
+- ``output_limit``: stdout or stderr passed ``Limits.output_bytes`` (reading
+  stops at once and the job is killed), or /work has no free block or inode left;
+- ``oom``: the memory cgroup's ``oom_kill`` counter grew during the job (or,
+  when the settle step cannot run, the container's ``State.OOMKilled``);
+- ``pids``: the pids cgroup's ``max`` event counter grew (a fork failed at
+  the limit), or, when the settle step cannot even start, the container's
+  pids count stands at its limit;
+- ``exit``/``ok``: the exec's exit code.
+
+Containers carry the labels ``cladeforge.sandbox=1``, ``cladeforge.run`` and
+``cladeforge.owner`` (boot id, pid namespace, pid and start time of the host
+process); ``start()`` removes those whose owner process is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ._base import (
+    LLM_SOCKET,
+    LLM_SOCKET_ENV,
+    SANDBOX_GID,
+    SANDBOX_UID,
+    WORKDIR,
+    EndReason,
+    Job,
+    Limits,
+    Result,
+    Sandbox,
+    SandboxError,
+)
+from ._docker_exec import ExecOutcome, run_exec
+from ._docker_guest import LAUNCH, SETTLE, pack_files
+from ._docker_host import host_paths
+from ._docker_host import settle as host_settle
+from ._docker_pool import LABEL, Pool, PoolKey, Slot, owner_label, stale_containers
+from ._images import default_image, docker_client, image_exists
+
+logger = logging.getLogger(__name__)
+
+KEEPER_USER = f"{SANDBOX_UID - 1}:{SANDBOX_GID - 1}"  # the container's init and idle process
+JOB_USER = f"{SANDBOX_UID}:{SANDBOX_GID}"
+BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": WORKDIR, "LANG": "C.UTF-8"}
+TMP_MB = 16
+WIPED = (WORKDIR, "/tmp", "/dev/shm")  # every place a job can write
+_SETTLE_SECONDS = 20.0
+
+
+class DockerSandbox(Sandbox):
+    """Runs jobs in Docker containers through the docker SDK.
+
+    ``image``: the image tag (default: ``default_image()``, which
+    ``evolve sandbox build`` builds). ``warm``: how many ready containers to
+    keep per distinct set of container-level limits (memory, cpus, pids, work
+    dir size, LLM socket); 0 starts a fresh container for every job (cold).
+    ``run_id``: a label for the containers (``cladeforge.run``), to tell runs
+    apart in ``docker ps``. ``client``: a ``docker.DockerClient`` (default:
+    from the environment). ``limits``: the limits the warm pool is filled for
+    ahead of time (default ``Limits()``); jobs with other container-level
+    limits get their own pool, filled as they come (at most ``max_pools``
+    pools are kept, least recently used dropped first).
+
+    Nothing happens on construction. ``start()`` connects, checks the image,
+    removes stale containers of killed processes and fills the warm pool; the
+    first ``run`` calls it if needed. ``run`` is thread-safe. ``close()``
+    removes every container this sandbox made.
+    """
+
+    name = "docker"
+    isolated = True
+
+    def __init__(self, image: str | None = None, *, warm: int = 0, run_id: str | None = None,
+                 client: object = None, limits: Limits | None = None,
+                 max_pools: int = 4) -> None:
+        if warm < 0 or max_pools < 1:
+            raise SandboxError("DockerSandbox: warm must be >= 0 and max_pools >= 1")
+        self._image = image
+        self._warm = warm
+        self._run_id = run_id or ""
+        self._client = client
+        self._limits = limits or Limits()
+        self._max_pools = max_pools
+        self._lock = threading.Lock()
+        self._started = False
+        self._closed = False
+        self._pool: Pool | None = None
+        self._refill: ThreadPoolExecutor | None = None
+
+    @property
+    def image(self) -> str:
+        return self._image or default_image()
+
+    def start(self) -> DockerSandbox:
+        """Connect, check the image, remove stale containers, fill the warm pool. Idempotent."""
+        with self._lock:
+            if self._closed:
+                raise SandboxError("this DockerSandbox is closed")
+            if self._started:
+                return self
+            self._client = docker_client(self._client)
+            self._image = self.image
+            if not image_exists(self._client, self._image):
+                raise SandboxError(f"sandbox image {self._image} not found: run 'evolve sandbox "
+                                   "build' (or choose sandbox backend bwrap)")
+            self.remove_stale()
+            self._pool = Pool(self._create, self._remove, self._warm, self._max_pools)
+            self._refill = ThreadPoolExecutor(max_workers=2,
+                                              thread_name_prefix="cladeforge-docker-warm")
+            self._started = True
+        if self._warm:
+            self._pool.fill(PoolKey.of(self._limits, None), self._refill)
+            self._pool.wait_filled()
+        return self
+
+    def remove_stale(self) -> list[str]:
+        """Remove containers of this backend whose owning host process is gone; return their ids."""
+        client = docker_client(self._client)
+        removed = []
+        for container in stale_containers(client):
+            self._remove(container)
+            removed.append(container.id)
+        if removed:
+            logger.info("removed %d stale sandbox containers", len(removed))
+        return removed
+
+    def run(self, job: Job) -> Result:
+        import docker
+        import requests
+
+        try:
+            self.start()
+            return self._run(job)
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            if _daemon_gone(exc):
+                raise SandboxError(f"cannot reach the Docker daemon ({exc}): start dockerd or "
+                                   "choose sandbox backend bwrap") from exc
+            return Result(EndReason.ERROR, None, b"", b"", {}, 0.0, detail=f"docker: {exc}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pool, refill = self._pool, self._refill
+            self._pool = self._refill = None
+        if refill is not None:
+            refill.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.close()
+
+    # -- one job -------------------------------------------------------------------------
+
+    def _run(self, job: Job) -> Result:
+        assert self._pool is not None and self._refill is not None
+        key = PoolKey.of(job.limits, job.llm_socket)
+        slot = self._pool.acquire(key)
+        reusable = False
+        try:
+            base = slot.baseline
+            outcome = self._exec_job(slot.container, job)
+            report, files = self._settle(slot, job, wipe=self._warm > 0)
+            reason, exit_code, detail = _judge(outcome, report, base, slot.container, job.limits)
+            reusable = report is not None and not report["dirty"] and reason != EndReason.OOM
+            return Result(reason, exit_code, outcome.stdout.getvalue(), outcome.stderr.getvalue(),
+                          files, outcome.seconds, detail)
+        finally:
+            self._pool.release(key, slot, reusable, self._refill)
+
+    def _exec_job(self, container, job: Job) -> ExecOutcome:  # noqa: ANN001
+        env = {**job.env, **BASE_ENV}
+        if job.llm_socket:
+            env[LLM_SOCKET_ENV] = LLM_SOCKET
+        # env -i: docker adds the container's own variables (HOSTNAME) to an exec's environment
+        command, stdin = ["env", "-i", *(f"{k}={v}" for k, v in env.items())], None
+        if job.files:
+            command += ["python3", "-c", LAUNCH]
+            stdin = pack_files(job.files)
+        command += list(job.command)
+        deadline = time.monotonic() + job.limits.wall_seconds
+        return run_exec(self._client.api, container.id, command, user=JOB_USER, environment={},
+                        workdir=WORKDIR, stdin=stdin, deadline=deadline,
+                        output_bytes=job.limits.output_bytes)
+
+    def _settle(self, slot: Slot, job: Job, wipe: bool) -> tuple[dict | None, dict[str, bytes]]:
+        """Kill the job's processes, read counters and output files, wipe; None if it failed.
+
+        From the host where it can (``_docker_host``), else by an exec into the container.
+        """
+        import json
+
+        import docker
+
+        max_bytes = job.limits.workdir_mb << 20
+        if slot.host is not None:
+            try:
+                report, files = host_settle(slot.host, SANDBOX_UID, WORKDIR,
+                                            WIPED if wipe else (), job.collect, max_bytes)
+            except OSError as exc:  # the container died under us
+                logger.info("settle from the host failed in %s: %s", slot.container.short_id, exc)
+                return None, {}
+            slot.baseline = {"oom_kill": report["oom_kill"], "pids_max": report["pids_max"]}
+            return report, files
+        command = ["python3", "-c", SETTLE, str(max_bytes), "1" if wipe else "0", *job.collect]
+        container = slot.container
+        try:
+            out = run_exec(self._client.api, container.id, command, user=JOB_USER,
+                           environment=BASE_ENV, workdir="/", stdin=None,
+                           deadline=time.monotonic() + _SETTLE_SECONDS,
+                           output_bytes=max_bytes * max(1, len(job.collect)) + (1 << 20))
+        except docker.errors.APIError as exc:
+            logger.info("settle step failed in %s: %s", container.short_id, exc)
+            return None, {}
+        data = out.stdout.getvalue()
+        head, _, body = data.partition(b"\n")
+        if out.exit_code != 0 or not head.startswith(b"{"):
+            logger.info("settle step failed in %s (exit %s): %s", container.short_id,
+                        out.exit_code, out.stderr.getvalue()[-300:])
+            return None, {}
+        report = json.loads(head)
+        slot.baseline = {"oom_kill": report["oom_kill"], "pids_max": report["pids_max"]}
+        files, offset = {}, 0
+        for rel, size in report.pop("files"):
+            files[rel] = body[offset:offset + size]
+            offset += size
+        return report, files
+
+    # -- containers ----------------------------------------------------------------------
+
+    def _create(self, key: PoolKey) -> Slot:
+        import docker
+
+        mounts = []
+        if key.llm_socket:
+            mounts.append(docker.types.Mount(LLM_SOCKET, key.llm_socket, type="bind",
+                                             read_only=True))
+        container = self._client.containers.run(
+            self.image, ["sleep", "infinity"], detach=True, init=True, user=KEEPER_USER,
+            network_mode="none", read_only=True, working_dir=WORKDIR,
+            mem_limit=f"{key.memory_mb}m", memswap_limit=f"{key.memory_mb}m",
+            nano_cpus=int(key.cpus * 1e9), pids_limit=key.pids + 3,
+            tmpfs={WORKDIR: f"rw,exec,nosuid,nodev,size={key.workdir_mb}m,"
+                            f"uid={SANDBOX_UID},gid={SANDBOX_GID},mode=0700",
+                   "/tmp": f"rw,noexec,nosuid,nodev,size={TMP_MB}m,mode=1777"},
+            shm_size="1m", cap_drop=["ALL"], security_opt=["no-new-privileges"],
+            environment=BASE_ENV, mounts=mounts, hostname="sandbox",
+            labels={LABEL: "1", "cladeforge.run": self._run_id, "cladeforge.owner": owner_label()})
+        try:
+            container.reload()
+            host = host_paths(int(container.attrs["State"]["Pid"]))
+        except (docker.errors.DockerException, KeyError, ValueError):
+            host = None
+        return Slot(container, host)
+
+    def _remove(self, container) -> None:  # noqa: ANN001
+        import docker
+
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                logger.warning("could not remove sandbox container %s: %s", container.short_id,
+                               exc)
+
+
+def _judge(outcome: ExecOutcome, report: dict | None, base: dict, container,  # noqa: ANN001
+           limits: Limits) -> tuple[EndReason, int | None, str]:
+    """The end reason, exit code and detail of one job from what was observed."""
+    exit_code = outcome.exit_code
+    if report is not None:
+        oom = (report["oom_kill"] or 0) > (base.get("oom_kill") or 0)
+        pids = (report["pids_max"] or 0) > (base.get("pids_max") or 0)
+        work_full = report["work_full"]
+    else:  # the settle step could not run: ask the daemon
+        oom, pids, work_full = _daemon_evidence(container, limits)
+    if oom:
+        return EndReason.OOM, None, f"memory limit of {limits.memory_mb} MB reached"
+    if pids:
+        return EndReason.PIDS, exit_code, f"process limit of {limits.pids} reached"
+    if outcome.overflowed:
+        return EndReason.OUTPUT_LIMIT, None, f"output passed {limits.output_bytes} bytes"
+    if work_full:
+        return EndReason.OUTPUT_LIMIT, exit_code, f"work dir full ({limits.workdir_mb} MB)"
+    if outcome.timed_out:
+        return EndReason.TIMEOUT, None, f"wall time of {limits.wall_seconds} s reached"
+    if exit_code == 0:
+        return EndReason.OK, 0, ""
+    return EndReason.EXIT, exit_code, "" if exit_code is not None else "exit code unknown"
+
+
+def _daemon_evidence(container, limits: Limits) -> tuple[bool, bool, bool]:  # noqa: ANN001
+    import docker
+
+    try:
+        container.reload()
+        oom = bool(container.attrs["State"].get("OOMKilled"))
+        stats = container.stats(stream=False, one_shot=True)
+        current = (stats.get("pids_stats") or {}).get("current") or 0
+    except docker.errors.DockerException:
+        return False, False, False
+    return oom, current >= limits.pids, False
+
+
+def _daemon_gone(exc: BaseException) -> bool:
+    import requests
+
+    while exc is not None:
+        if isinstance(exc, (requests.exceptions.ConnectionError, ConnectionError,
+                            FileNotFoundError)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
