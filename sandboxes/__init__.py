@@ -17,6 +17,14 @@ from ._base import (
     Sandbox,
     SandboxError,
 )
+from ._gateway import (
+    GatewaySession,
+    GatewayUsage,
+    LLMGateway,
+    UpstreamError,
+    guest_client_files,
+    openai_completion,
+)
 from ._workdir import CappedBuffer, check_relpath, collect_files, write_files
 
 __all__ = [
@@ -27,12 +35,18 @@ __all__ = [
     "WORKDIR",
     "CappedBuffer",
     "EndReason",
+    "GatewaySession",
+    "GatewayUsage",
+    "LLMGateway",
     "Job",
     "Limits",
     "Result",
     "Sandbox",
     "SandboxError",
+    "UpstreamError",
     "check_relpath",
     "collect_files",
+    "guest_client_files",
+    "openai_completion",
     "write_files",
 ]
