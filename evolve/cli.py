@@ -1,4 +1,4 @@
-"""The ``evolve`` command line: run, resume, fork, status, lineage, show.
+"""The ``evolve`` command line: run, resume, fork, status, lineage, show, sandbox.
 
 Errors a user can fix print one line and exit with code 2; Ctrl-C stops a run
 cleanly (exit code 130) and ``evolve resume`` carries on.
@@ -10,9 +10,11 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 
 from archive import ArchiveError, LineageGraph
+from sandboxes import SandboxError
 
 from ._budget import Budget
 from ._config import load_config
@@ -30,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.handler(args)
-    except (CladeforgeError, ArchiveError) as exc:
+    except (CladeforgeError, ArchiveError, SandboxError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
@@ -79,6 +81,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=int)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_cmd_show)
+
+    p = sub.add_parser("sandbox", help="build the sandbox image; check which backends work here")
+    sandbox = p.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
+    q = sandbox.add_parser("build", help="build the default sandbox image (Python 3 with numpy)")
+    q.add_argument("--force", action="store_true", help="rebuild even if the image exists")
+    q.add_argument("--method", choices=("auto", "dockerfile", "debootstrap"), default="auto",
+                   help="dockerfile needs a container registry; debootstrap builds offline from "
+                        "the system's apt sources (default: auto, whichever works here)")
+    q.set_defaults(handler=_cmd_sandbox_build)
+    q = sandbox.add_parser("check", help="which sandbox backends work on this machine, and why not")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(handler=_cmd_sandbox_check)
     return parser
 
 
@@ -160,6 +174,31 @@ def _cmd_show(args: argparse.Namespace) -> int:
     finally:
         run.close()
     print(json.dumps(data, indent=2) if args.json else format_show(data))
+    return 0
+
+
+def _cmd_sandbox_build(args: argparse.Namespace) -> int:
+    from sandboxes import build_image
+
+    started = time.monotonic()
+
+    def progress(line: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {line}", file=sys.stderr, flush=True)
+
+    tag = build_image(force=args.force, method=args.method, progress=progress)
+    print(tag)
+    return 0
+
+
+def _cmd_sandbox_check(args: argparse.Namespace) -> int:
+    from sandboxes import check_backends
+
+    statuses = check_backends()
+    if args.json:
+        print(json.dumps([status.to_dict() for status in statuses], indent=2))
+    else:
+        for status in statuses:
+            print(f"{status.name:8} {'yes' if status.available else 'no ':3}  {status.detail}")
     return 0
 
 
