@@ -17,6 +17,8 @@ from ._base import (
     Sandbox,
     SandboxError,
 )
+from ._check import BackendStatus, check_backends
+from ._docker import DockerSandbox
 from ._gateway import (
     GatewaySession,
     GatewayUsage,
@@ -25,9 +27,19 @@ from ._gateway import (
     guest_client_files,
     openai_completion,
 )
+from ._images import Recipe, build_image, default_image, default_recipe, ensure_rootfs, rootfs_path
 from ._workdir import CappedBuffer, check_relpath, collect_files, write_files
 
 __all__ = [
+    "BackendStatus",
+    "DockerSandbox",
+    "Recipe",
+    "build_image",
+    "check_backends",
+    "default_image",
+    "default_recipe",
+    "ensure_rootfs",
+    "rootfs_path",
     "LLM_SOCKET",
     "LLM_SOCKET_ENV",
     "SANDBOX_GID",
