@@ -50,7 +50,7 @@ from ._base import (
     Sandbox,
     SandboxError,
 )
-from ._limits import Launch, run_limited
+from ._limits import NO_CGROUPS, Launch, run_limited
 from ._workdir import collect_files, write_files
 from ._workspace import MB, Workspace, workspace
 
@@ -75,7 +75,9 @@ class BwrapSandbox(Sandbox):
     ``sandboxes._images.ensure_rootfs()``; None uses the host's system
     directories only. ``bwrap``: the bubblewrap executable (name or path).
     ``tmp_dir``: where per-run host directories are made (default: the system
-    temp dir). Commands run in ``/work``; ``python3`` is the interpreter.
+    temp dir). ``cgroups``: limit memory/pids/CPU with a per-run cgroup when this
+    process can make one (False: rlimits only, see ``_limits``). Commands run
+    in ``/work``; ``python3`` is the interpreter.
     """
 
     name = "bwrap"
@@ -83,10 +85,11 @@ class BwrapSandbox(Sandbox):
     python = "python3"
 
     def __init__(self, root: Path | None = None, *, bwrap: str = "bwrap",
-                 tmp_dir: str | None = None) -> None:
+                 tmp_dir: str | None = None, cgroups: bool = True) -> None:
         self.root = Path(root) if root is not None else None
         self.bwrap = bwrap
         self.tmp_dir = tmp_dir
+        self.cgroups = cgroups
 
     def __repr__(self) -> str:
         return f"BwrapSandbox(root={self.root!r})"
@@ -116,15 +119,16 @@ class BwrapSandbox(Sandbox):
                 result = run_limited(Launch(
                     argv=argv, env={"PATH": BASE_ENV["PATH"]}, cwd=Path("/"), limits=limits,
                     space=space, run_as=owner, extra_pids=BWRAP_PIDS, signal_exit_codes=True,
-                    pass_fds=(status_w,)))
+                    pass_fds=(status_w,)), None if self.cgroups else NO_CGROUPS)
                 os.close(status_w)
                 status_w = -1
-                started = _child_started(status_r)
+                ran = _command_exited(status_r)
             finally:
                 os.close(status_r)
                 if status_w >= 0:
                     os.close(status_w)
-            if not started and result.reason is not EndReason.ERROR:
+            if not ran and result.reason is EndReason.EXIT:
+                # bwrap itself failed: setting up the mounts, or exec of the command
                 message = result.stderr.decode(errors="replace").strip().splitlines()
                 result = replace(result, reason=EndReason.ERROR, exit_code=None,
                                  detail="bubblewrap could not set up the sandbox: "
@@ -197,8 +201,12 @@ def _reachable_by_others(path: Path) -> bool:
     return True
 
 
-def _child_started(status_fd: int) -> bool:
-    """Whether bwrap reported starting the command (``child-pid`` on --json-status-fd)."""
+def _command_exited(status_fd: int) -> bool:
+    """Whether bwrap reported the command's own exit (``exit-code`` on --json-status-fd).
+
+    bwrap reports it only for a command that was set up, exec'd and ended; not
+    when its setup or the exec failed (nor when the run was killed from outside).
+    """
     os.set_blocking(status_fd, False)
     data = b""
     with contextlib.suppress(BlockingIOError, OSError):
@@ -214,7 +222,7 @@ def _child_started(status_fd: int) -> bool:
             obj, index = decoder.raw_decode(text, index)
         except ValueError:
             return False
-        if isinstance(obj, dict) and "child-pid" in obj:
+        if isinstance(obj, dict) and "exit-code" in obj:
             return True
         while index < len(text) and text[index].isspace():
             index += 1

@@ -108,8 +108,16 @@ def limits_enforcement(host: CgroupHost | None = None) -> str:
     return f"{host.note}; fallback: " + ", ".join(f"{m} by {fallback[m]}" for m in missing)
 
 
+#: A host without usable cgroups (forces the rlimit fallback).
+NO_CGROUPS = CgroupHost(0, {}, "cgroups not used")
+
+
 def run_limited(launch: Launch, host: CgroupHost | None = None) -> Result:
-    """Run ``launch`` to its end under its limits; never raises for what the command does."""
+    """Run ``launch`` to its end under its limits; never raises for what the command does.
+
+    ``host``: where to make the run's cgroup (default: ``detect()``;
+    ``NO_CGROUPS`` forces rlimits only).
+    """
     host = host or detect()
     limits = launch.limits
     group: RunCgroup | None = None

@@ -19,7 +19,7 @@ import sys
 from dataclasses import replace
 
 from ._base import LLM_SOCKET_ENV, Job, Result, Sandbox
-from ._limits import Launch, run_limited
+from ._limits import NO_CGROUPS, Launch, run_limited
 from ._workdir import collect_files, write_files
 from ._workspace import workspace
 
@@ -32,16 +32,19 @@ class ProcessSandbox(Sandbox):
     """Runs each job as a plain subprocess in a fresh temp dir: limits, but no isolation.
 
     ``tmp_dir``: where per-run work dirs are made (default: the system temp
-    dir). ``python`` (``sys.executable`` of this process) is found first on
-    ``PATH``, so ``python3`` in a command is this interpreter.
+    dir). ``cgroups``: limit memory/pids/CPU with a per-run cgroup when this
+    process can make one (False: rlimits only, see ``_limits``). The directory
+    of ``sys.executable`` comes first on ``PATH``, so ``python3`` in a command
+    is this interpreter's.
     """
 
     name = "process"
     isolated = False
     python = "python3"
 
-    def __init__(self, *, tmp_dir: str | None = None) -> None:
+    def __init__(self, *, tmp_dir: str | None = None, cgroups: bool = True) -> None:
         self.tmp_dir = tmp_dir
+        self.cgroups = cgroups
         logger.warning("process backend: no isolation; use only for trusted code")
 
     def __repr__(self) -> str:
@@ -57,6 +60,7 @@ class ProcessSandbox(Sandbox):
             if job.llm_socket is not None:
                 env[LLM_SOCKET_ENV] = job.llm_socket
             result = run_limited(Launch(argv=job.command, env=env, cwd=space.work,
-                                        limits=limits, space=space))
+                                        limits=limits, space=space),
+                                 None if self.cgroups else NO_CGROUPS)
             files = collect_files(space.work, job.collect, space.size_bytes)
         return replace(result, files=files)

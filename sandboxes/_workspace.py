@@ -70,7 +70,9 @@ class Workspace:
         return total
 
     def full(self) -> bool:
-        """True when the work dir reached its size limit."""
+        """True when the work dir reached its size limit (tmpfs: or ran out of inodes)."""
+        if self.mounted and os.statvfs(self.work).f_ffree == 0:
+            return True
         return self.used_bytes() >= self.size_bytes - (FULL_SLACK if self.mounted else 0)
 
     def chown_tree(self, uid: int, gid: int) -> None:
