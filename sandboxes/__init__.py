@@ -17,6 +17,7 @@ from ._base import (
     Sandbox,
     SandboxError,
 )
+from ._bwrap import BwrapSandbox
 from ._check import BackendStatus, check_backends
 from ._docker import DockerSandbox
 from ._gateway import (
@@ -28,6 +29,9 @@ from ._gateway import (
     openai_completion,
 )
 from ._images import Recipe, build_image, default_image, default_recipe, ensure_rootfs, rootfs_path
+from ._limits import limits_enforcement
+from ._process import ProcessSandbox
+from ._registry import SANDBOX_KINDS, make_sandbox
 from ._workdir import CappedBuffer, check_relpath, collect_files, write_files
 
 __all__ = [
@@ -43,8 +47,10 @@ __all__ = [
     "LLM_SOCKET",
     "LLM_SOCKET_ENV",
     "SANDBOX_GID",
+    "SANDBOX_KINDS",
     "SANDBOX_UID",
     "WORKDIR",
+    "BwrapSandbox",
     "CappedBuffer",
     "EndReason",
     "GatewaySession",
@@ -52,6 +58,7 @@ __all__ = [
     "LLMGateway",
     "Job",
     "Limits",
+    "ProcessSandbox",
     "Result",
     "Sandbox",
     "SandboxError",
@@ -59,6 +66,8 @@ __all__ = [
     "check_relpath",
     "collect_files",
     "guest_client_files",
+    "limits_enforcement",
+    "make_sandbox",
     "openai_completion",
     "write_files",
 ]
