@@ -76,7 +76,10 @@ class DockerSandbox(Sandbox):
     from the environment). ``limits``: the limits the warm pool is filled for
     ahead of time (default ``Limits()``); jobs with other container-level
     limits get their own pool, filled as they come (at most ``max_pools``
-    pools are kept, least recently used dropped first).
+    pools are kept, least recently used dropped first). ``host_settle``: settle
+    containers from the host (kill, counters, collect, wipe) where the daemon is
+    local and we are root; False always uses an exec into the container, as
+    with a remote daemon.
 
     Nothing happens on construction. ``start()`` connects, checks the image,
     removes stale containers of killed processes and fills the warm pool; the
@@ -89,7 +92,7 @@ class DockerSandbox(Sandbox):
 
     def __init__(self, image: str | None = None, *, warm: int = 0, run_id: str | None = None,
                  client: object = None, limits: Limits | None = None,
-                 max_pools: int = 4) -> None:
+                 max_pools: int = 4, host_settle: bool = True) -> None:
         if warm < 0 or max_pools < 1:
             raise SandboxError("DockerSandbox: warm must be >= 0 and max_pools >= 1")
         self._image = image
@@ -98,6 +101,7 @@ class DockerSandbox(Sandbox):
         self._client = client
         self._limits = limits or Limits()
         self._max_pools = max_pools
+        self._host_settle = host_settle
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
@@ -260,11 +264,13 @@ class DockerSandbox(Sandbox):
             shm_size="1m", cap_drop=["ALL"], security_opt=["no-new-privileges"],
             environment=BASE_ENV, mounts=mounts, hostname="sandbox",
             labels={LABEL: "1", "cladeforge.run": self._run_id, "cladeforge.owner": owner_label()})
-        try:
-            container.reload()
-            host = host_paths(int(container.attrs["State"]["Pid"]))
-        except (docker.errors.DockerException, KeyError, ValueError):
-            host = None
+        host = None
+        if self._host_settle:
+            try:
+                container.reload()
+                host = host_paths(int(container.attrs["State"]["Pid"]))
+            except (docker.errors.DockerException, KeyError, ValueError):
+                host = None
         return Slot(container, host)
 
     def _remove(self, container) -> None:  # noqa: ANN001
