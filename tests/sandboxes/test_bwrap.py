@@ -9,6 +9,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,16 @@ def _host_processes_with(marker: str) -> list[str]:
             except OSError:
                 continue
     return found
+
+
+def test_concurrent_runs_are_independent(bwrap_sandbox: Sandbox) -> None:
+    code = ("import os, sys, time\n"
+            "open('mine.txt', 'w').write(sys.argv[1])\n"
+            "time.sleep(0.3)\n"
+            "print(sorted(os.listdir('.')), open('mine.txt').read())")
+    jobs = [Job(command=["python3", "-c", code, str(i)], limits=LIMITS) for i in range(6)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(bwrap_sandbox.run, jobs))
+    for i, result in enumerate(results):
+        assert result.reason is EndReason.OK, result
+        assert result.stdout.decode().split() == ["['mine.txt']", str(i)]
