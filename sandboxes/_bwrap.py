@@ -15,8 +15,8 @@ The file system is a read-only tmpfs root with:
   ``alternatives``) read-only, plus a generated ``passwd``/``group`` that
   know only ``nobody``. Never ``/work``, ``/root``, ``/home`` or ``/tmp`` of the host;
 
-and a fresh ``/proc``, a minimal ``/dev``, a tmpfs ``/tmp`` (``--size`` =
-the work-dir limit; its pages count against the memory limit), the work dir at
+and a fresh ``/proc``, a minimal ``/dev``, tmpfs ``/tmp`` and ``/dev/shm``
+(each ``--size`` = the work-dir limit; their pages count against the memory limit), the work dir at
 ``/work`` and, when the job names one, the LLM gateway socket at ``LLM_SOCKET``.
 
 When this process is root, bwrap itself runs as uid/gid 65534 on the host too
@@ -50,7 +50,7 @@ from ._base import (
     Sandbox,
     SandboxError,
 )
-from ._limits import NO_CGROUPS, Launch, run_limited
+from ._limits import NO_CGROUPS, Launch, limits_enforcement, run_limited
 from ._workdir import collect_files, write_files
 from ._workspace import MB, Workspace, workspace
 
@@ -90,6 +90,7 @@ class BwrapSandbox(Sandbox):
         self.bwrap = bwrap
         self.tmp_dir = tmp_dir
         self.cgroups = cgroups
+        self._announced = False
 
     def __repr__(self) -> str:
         return f"BwrapSandbox(root={self.root!r})"
@@ -110,6 +111,7 @@ class BwrapSandbox(Sandbox):
         owner = (SANDBOX_UID, SANDBOX_GID) if os.geteuid() == 0 else None
         limits = job.limits
         with workspace(limits.workdir_mb, owner, self.tmp_dir) as space:
+            self._announce(space.enforcement)
             write_files(space.work, job.files)
             if owner is not None:
                 space.chown_tree(*owner)
@@ -136,6 +138,12 @@ class BwrapSandbox(Sandbox):
             files = collect_files(space.work, job.collect, space.size_bytes)
         return replace(result, files=files)
 
+    def _announce(self, workdir: str) -> None:
+        if not self._announced:  # once per instance: how limits are enforced here
+            self._announced = True
+            enforced = limits_enforcement(None if self.cgroups else NO_CGROUPS)
+            logger.info("bwrap sandbox: %s; work dir size: %s", enforced, workdir)
+
     def _arguments(self, job: Job, space: Workspace, owner: tuple[int, int] | None,
                    status_fd: int) -> list[str]:
         args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
@@ -147,8 +155,9 @@ class BwrapSandbox(Sandbox):
         for key, value in env.items():
             args += ["--setenv", key, value]
         args += self._root_binds(space, owner)
-        args += ["--proc", "/proc", "--dev", "/dev",
-                 "--size", str(job.limits.workdir_mb * MB), "--tmpfs", "/tmp",
+        size = str(job.limits.workdir_mb * MB)
+        args += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm",
+                 "--size", size, "--tmpfs", "/tmp",
                  "--bind", str(space.work), WORKDIR]
         if job.llm_socket is not None:
             args += ["--ro-bind", job.llm_socket, LLM_SOCKET]

@@ -19,7 +19,7 @@ import sys
 from dataclasses import replace
 
 from ._base import LLM_SOCKET_ENV, Job, Result, Sandbox
-from ._limits import NO_CGROUPS, Launch, run_limited
+from ._limits import NO_CGROUPS, Launch, limits_enforcement, run_limited
 from ._workdir import collect_files, write_files
 from ._workspace import workspace
 
@@ -45,6 +45,7 @@ class ProcessSandbox(Sandbox):
     def __init__(self, *, tmp_dir: str | None = None, cgroups: bool = True) -> None:
         self.tmp_dir = tmp_dir
         self.cgroups = cgroups
+        self._announced = False
         logger.warning("process backend: no isolation; use only for trusted code")
 
     def __repr__(self) -> str:
@@ -53,6 +54,11 @@ class ProcessSandbox(Sandbox):
     def run(self, job: Job) -> Result:
         limits = job.limits
         with workspace(limits.workdir_mb, None, self.tmp_dir) as space:
+            if not self._announced:  # once per instance: how limits are enforced here
+                self._announced = True
+                enforced = limits_enforcement(None if self.cgroups else NO_CGROUPS)
+                logger.info("process sandbox: %s; work dir size: %s", enforced,
+                            space.enforcement)
             write_files(space.work, job.files)
             env = {**job.env,
                    "PATH": f"{os.path.dirname(sys.executable)}:{SYSTEM_PATH}",
