@@ -29,10 +29,11 @@ process); ``start()`` removes those whose owner process is gone.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from ._base import (
     LLM_SOCKET,
@@ -47,8 +48,8 @@ from ._base import (
     Sandbox,
     SandboxError,
 )
-from ._docker_exec import ExecOutcome, run_exec
-from ._docker_guest import LAUNCH, SETTLE, pack_files
+from ._docker_exec import ExecHandle, ExecOutcome, StdinClosed, finish_exec, run_exec, start_exec
+from ._docker_guest import LAUNCH, SETTLE, pack_job
 from ._docker_host import host_paths
 from ._docker_host import settle as host_settle
 from ._docker_pool import LABEL, Pool, PoolKey, Slot, owner_label, stale_containers
@@ -139,7 +140,7 @@ class DockerSandbox(Sandbox):
         client = docker_client(self._client)
         removed = []
         for container in stale_containers(client):
-            self._remove(container)
+            self._remove(Slot(container))
             removed.append(container.id)
         if removed:
             logger.info("removed %d stale sandbox containers", len(removed))
@@ -173,33 +174,43 @@ class DockerSandbox(Sandbox):
     def _run(self, job: Job) -> Result:
         assert self._pool is not None and self._refill is not None
         key = PoolKey.of(job.limits, job.llm_socket)
-        slot = self._pool.acquire(key)
+        slot = self._pool.acquire(key, self._refill)
         reusable = False
         try:
             base = slot.baseline
-            outcome = self._exec_job(slot.container, job)
+            outcome = self._exec_job(slot, job)
             report, files = self._settle(slot, job, wipe=self._warm > 0)
             reason, exit_code, detail = _judge(outcome, report, base, slot.container, job.limits)
             reusable = report is not None and not report["dirty"] and reason != EndReason.OOM
             return Result(reason, exit_code, outcome.stdout.getvalue(), outcome.stderr.getvalue(),
                           files, outcome.seconds, detail)
         finally:
+            if reusable and self._warm:
+                with contextlib.suppress(RuntimeError):  # RuntimeError: closing
+                    slot.prepared = self._refill.submit(self._prepare, slot)
             self._pool.release(key, slot, reusable, self._refill)
 
-    def _exec_job(self, container, job: Job) -> ExecOutcome:  # noqa: ANN001
+    def _exec_job(self, slot: Slot, job: Job) -> ExecOutcome:
         env = {**job.env, **BASE_ENV}
         if job.llm_socket:
             env[LLM_SOCKET_ENV] = LLM_SOCKET
-        # env -i: docker adds the container's own variables (HOSTNAME) to an exec's environment
-        command, stdin = ["env", "-i", *(f"{k}={v}" for k, v in env.items())], None
-        if job.files:
-            command += ["python3", "-c", LAUNCH]
-            stdin = pack_files(job.files)
-        command += list(job.command)
-        deadline = time.monotonic() + job.limits.wall_seconds
-        return run_exec(self._client.api, container.id, command, user=JOB_USER, environment={},
-                        workdir=WORKDIR, stdin=stdin, deadline=deadline,
-                        output_bytes=job.limits.output_bytes)
+        payload = pack_job(job.command, env, job.files)
+        api = self._client.api
+        handle = _take(slot)
+        if handle is not None:
+            try:
+                return finish_exec(api, handle, stdin=payload, output_bytes=job.limits.output_bytes,
+                                   deadline=time.monotonic() + job.limits.wall_seconds)
+            except StdinClosed as exc:  # the launcher started ahead is gone: start another
+                logger.info("launcher in %s was gone (%s)", slot.container.short_id, exc)
+        handle = self._prepare(slot)
+        return finish_exec(api, handle, stdin=payload, output_bytes=job.limits.output_bytes,
+                           deadline=time.monotonic() + job.limits.wall_seconds)
+
+    def _prepare(self, slot: Slot) -> ExecHandle:
+        """Start the launcher that will become the next job (``_docker_guest.LAUNCH``)."""
+        return start_exec(self._client.api, slot.container.id, ["python3", "-c", LAUNCH],
+                          user=JOB_USER, workdir=WORKDIR, stdin=True)
 
     def _settle(self, slot: Slot, job: Job, wipe: bool) -> tuple[dict | None, dict[str, bytes]]:
         """Kill the job's processes, read counters and output files, wipe; None if it failed.
@@ -224,7 +235,7 @@ class DockerSandbox(Sandbox):
         container = slot.container
         try:
             out = run_exec(self._client.api, container.id, command, user=JOB_USER,
-                           environment=BASE_ENV, workdir="/", stdin=None,
+                           workdir="/", stdin=None,
                            deadline=time.monotonic() + _SETTLE_SECONDS,
                            output_bytes=max_bytes * max(1, len(job.collect)) + (1 << 20))
         except docker.errors.APIError as exc:
@@ -271,11 +282,22 @@ class DockerSandbox(Sandbox):
                 host = host_paths(int(container.attrs["State"]["Pid"]))
             except (docker.errors.DockerException, KeyError, ValueError):
                 host = None
-        return Slot(container, host)
+        slot = Slot(container, host, prepared=Future())
+        try:
+            slot.prepared.set_result(self._prepare(slot))
+        except BaseException:
+            self._remove(slot)
+            raise
+        return slot
 
-    def _remove(self, container) -> None:  # noqa: ANN001
+    def _remove(self, slot: Slot) -> None:
         import docker
 
+        if slot.prepared is not None and slot.prepared.done():
+            _close_handle(slot.prepared)
+        elif slot.prepared is not None:
+            slot.prepared.add_done_callback(_close_handle)
+        container = slot.container
         try:
             container.remove(force=True)
         except docker.errors.NotFound:
@@ -284,6 +306,23 @@ class DockerSandbox(Sandbox):
             if "already in progress" not in str(exc):
                 logger.warning("could not remove sandbox container %s: %s", container.short_id,
                                exc)
+
+
+def _take(slot: Slot) -> ExecHandle | None:
+    """The launcher started ahead for ``slot`` (waiting for it if still starting), or None."""
+    future, slot.prepared = slot.prepared, None
+    if future is None:
+        return None
+    try:
+        return future.result(timeout=60)
+    except Exception as exc:  # noqa: BLE001 - any failure: start a launcher now instead
+        logger.info("launcher started ahead failed: %s", exc)
+        return None
+
+
+def _close_handle(future: Future) -> None:
+    if future.done() and not future.cancelled() and future.exception() is None:
+        future.result().close()
 
 
 def _judge(outcome: ExecOutcome, report: dict | None, base: dict, container,  # noqa: ANN001

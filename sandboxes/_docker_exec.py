@@ -8,11 +8,12 @@ more than the caps are ever kept in memory.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ._workdir import CappedBuffer
@@ -33,31 +34,57 @@ class ExecOutcome:
     seconds: float
 
 
-def run_exec(api: object, container_id: str, command: Sequence[str], *, user: str,
-             environment: Mapping[str, str], workdir: str, stdin: bytes | None,
-             deadline: float, output_bytes: int) -> ExecOutcome:
-    """Run ``command`` in the container and read its output until it ends, the monotonic
+class StdinClosed(OSError):
+    """The exec's process was gone before it read its stdin: nothing of the job ran."""
+
+
+@dataclass
+class ExecHandle:
+    """A started exec: its id and the hijacked connection to its stdin, stdout and stderr."""
+
+    exec_id: str
+    raw: object
+    sock: socket.socket
+    early: bytes
+
+    def close(self) -> None:
+        for closable in (self.raw, self.sock):
+            with contextlib.suppress(OSError):
+                closable.close()
+
+
+def start_exec(api: object, container_id: str, command: Sequence[str], *, user: str,
+               workdir: str, stdin: bool) -> ExecHandle:
+    """Start ``command`` in the container (no environment beyond the container's)."""
+    exec_id = api.exec_create(container_id, list(command), stdout=True, stderr=True,
+                              stdin=stdin, user=user, workdir=workdir)["Id"]
+    raw = api.exec_start(exec_id, socket=True)
+    sock: socket.socket = getattr(raw, "_sock", raw)
+    sock.setblocking(False)
+    return ExecHandle(exec_id, raw, sock, _buffered(raw))
+
+
+def finish_exec(api: object, handle: ExecHandle, *, stdin: bytes | None, deadline: float,
+                output_bytes: int) -> ExecOutcome:
+    """Send ``stdin`` (then end it), read the output until the exec ends, the monotonic
     ``deadline`` passes, or stdout or stderr exceeds ``output_bytes``.
 
     On a timeout or an overflow the command is left running: the caller kills it
     (the settle step kills every process of the sandbox user). Docker SDK errors
     propagate to the caller, which translates them.
     """
-    exec_id = api.exec_create(container_id, list(command), stdout=True, stderr=True,
-                              stdin=stdin is not None, user=user,
-                              environment=dict(environment), workdir=workdir)["Id"]
     started = time.monotonic()
-    raw = api.exec_start(exec_id, socket=True)
-    sock: socket.socket = getattr(raw, "_sock", raw)
-    sock.setblocking(False)
-    early = _buffered(raw)
+    sock = handle.sock
     out, err = CappedBuffer(output_bytes), CappedBuffer(output_bytes)
     timed_out = overflowed = False
     try:
         if stdin is not None:
-            _send_all(sock, stdin, deadline)
-            sock.shutdown(socket.SHUT_WR)
-        reader = _FrameReader(sock, early)
+            try:
+                _send_all(sock, stdin, deadline)
+                sock.shutdown(socket.SHUT_WR)
+            except OSError as exc:
+                raise StdinClosed(str(exc)) from exc
+        reader = _FrameReader(sock, handle.early)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -74,11 +101,19 @@ def run_exec(api: object, container_id: str, command: Sequence[str], *, user: st
                 overflowed = True
                 break
     finally:
-        raw.close()
-        sock.close()
+        handle.close()
     seconds = time.monotonic() - started
-    exit_code = None if timed_out or overflowed else _exit_code(api, exec_id)
+    exit_code = None if timed_out or overflowed else _exit_code(api, handle.exec_id)
     return ExecOutcome(out, err, exit_code, timed_out, overflowed, seconds)
+
+
+def run_exec(api: object, container_id: str, command: Sequence[str], *, user: str,
+             workdir: str, stdin: bytes | None, deadline: float,
+             output_bytes: int) -> ExecOutcome:
+    """``start_exec`` then ``finish_exec``."""
+    handle = start_exec(api, container_id, command, user=user, workdir=workdir,
+                        stdin=stdin is not None)
+    return finish_exec(api, handle, stdin=stdin, deadline=deadline, output_bytes=output_bytes)
 
 
 def _exit_code(api: object, exec_id: str, wait: float = 2.0) -> int | None:

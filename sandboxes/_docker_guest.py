@@ -1,10 +1,12 @@
 """Small Python programs the docker backend runs inside its containers with ``python3 -c``.
 
-``LAUNCH`` writes the job's input files into /work and then becomes the job's
-command. Files cannot be copied in with ``put_archive``: the daemon writes
-through the container's root filesystem, below the /work tmpfs, where the
-command would never see them. So they travel on the exec's stdin in a simple
-length-prefixed format (see ``pack_files``).
+``LAUNCH`` reads the job (command, environment, input files) from its stdin,
+writes the files into /work and then becomes the job's command with exactly
+that environment. In a warm container it is started ahead, right after the
+previous job's reset, so that a job does not wait for ``docker exec`` to
+start a process. Files cannot be copied in with ``put_archive``: the daemon
+writes through the container's root filesystem, below the /work tmpfs, where
+the command would never see them. So they travel on stdin (see ``pack_job``).
 
 ``SETTLE`` runs after every job, as the sandbox user: it kills every process
 of that user (the job's whole tree), reads the container's cgroup counters
@@ -17,24 +19,27 @@ process of the candidate is alive when it reads and reports.
 
 from __future__ import annotations
 
+import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ._workdir import check_relpath
 
 LAUNCH = r"""
-import os, sys
+import json, os, struct, sys
 def read(n):
     buf = b""
     while len(buf) < n:
         chunk = os.read(0, n - len(buf))
         if not chunk:
-            sys.exit("cladeforge launcher: truncated input files")
+            os._exit(0)  # no job came: the exec was abandoned
         buf += chunk
     return buf
-(count,) = __import__("struct").unpack(">I", read(4))
+(size,) = struct.unpack(">I", read(4))
+job = json.loads(read(size))
+(count,) = struct.unpack(">I", read(4))
 for _ in range(count):
-    plen, dlen = __import__("struct").unpack(">IQ", read(12))
+    plen, dlen = struct.unpack(">IQ", read(12))
     path = read(plen).decode()
     data = read(dlen)
     target = os.path.join("/work", path)
@@ -42,7 +47,12 @@ for _ in range(count):
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
-os.execvp(sys.argv[1], sys.argv[1:])
+os.chdir("/work")
+try:
+    os.execvpe(job["argv"][0], job["argv"], job["env"])
+except OSError as exc:
+    sys.stderr.write(f"cannot run {job['argv'][0]!r}: {exc}\n")
+    os._exit(127)
 """
 
 SETTLE = r"""
@@ -180,9 +190,11 @@ out.flush()
 """
 
 
-def pack_files(files: Mapping[str, bytes]) -> bytes:
-    """The input files as ``LAUNCH`` reads them: a count, then (path length, size, path, bytes)."""
-    parts = [struct.pack(">I", len(files))]
+def pack_job(argv: Sequence[str], env: Mapping[str, str], files: Mapping[str, bytes]) -> bytes:
+    """A job as ``LAUNCH`` reads it: a JSON header (argv, env), then the file count and the files
+    as (path length, size, path, bytes)."""
+    header = json.dumps({"argv": list(argv), "env": dict(env)}).encode()
+    parts = [struct.pack(">I", len(header)), header, struct.pack(">I", len(files))]
     for rel, data in files.items():
         path = check_relpath(rel).encode()
         parts += [struct.pack(">IQ", len(path), len(data)), path, bytes(data)]

@@ -10,6 +10,7 @@ containers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -46,17 +47,19 @@ class PoolKey:
 
 @dataclass
 class Slot:
-    """A container, its cgroup counters as of its last reset, and its host paths if visible."""
+    """A container, its cgroup counters as of its last reset, its host paths if visible, and
+    the launcher exec waiting for its next job."""
 
     container: object
     host: HostPaths | None = None
     baseline: dict = field(default_factory=lambda: {"oom_kill": 0, "pids_max": 0})
+    prepared: Future | None = None  # of an ExecHandle: the next job's launcher, started ahead
 
 
 class Pool:
     """Idle containers per key (thread-safe); ``create`` and ``remove`` do the work."""
 
-    def __init__(self, create: Callable[[PoolKey], Slot], remove: Callable[[object], None],
+    def __init__(self, create: Callable[[PoolKey], Slot], remove: Callable[[Slot], None],
                  size: int, max_pools: int, wait_seconds: float = 30.0) -> None:
         self._create = create
         self._remove = remove
@@ -72,11 +75,12 @@ class Pool:
         self._futures: list[Future] = []
         self._closed = False
 
-    def acquire(self, key: PoolKey) -> Slot:
+    def acquire(self, key: PoolKey, executor: Executor) -> Slot:
         """An idle container for ``key``, or a new one (a cold start).
 
         While a container of ``key`` is being started in the background, waiting
-        for it is no slower than starting another, so ``acquire`` waits.
+        for it is no slower than starting another, so ``acquire`` waits. After a
+        cold start the pool of ``key`` is filled in the background.
         """
         deadline = time.monotonic() + self._wait_seconds
         with self._ready:
@@ -84,7 +88,7 @@ class Pool:
             while not self._closed:
                 idle = self._idle.get(key)
                 if idle:
-                    slot = idle.pop()
+                    slot = idle.pop(0)  # the longest idle: its launcher is ready
                     self._busy.add(id(slot))
                     return slot
                 coming = self._pending.get(key, 0)
@@ -92,7 +96,10 @@ class Pool:
                 if not coming or remaining <= 0:
                     break
                 self._ready.wait(remaining)
-        return self._new(key, busy=True)
+        slot = self._new(key, busy=True)
+        with contextlib.suppress(RuntimeError):  # RuntimeError: the executor is shut down
+            self.fill(key, executor, in_use=1)
+        return slot
 
     def release(self, key: PoolKey, slot: Slot, reusable: bool, executor: Executor) -> None:
         """Take ``slot`` back if it is clean and there is room; otherwise remove it."""
@@ -107,20 +114,21 @@ class Pool:
             self._ready.notify_all()
             self._slots.pop(id(slot), None)
             refill = not reusable and idle is not None and not self._closed and self._size > 0
-        self._remove(slot.container)
+        self._remove(slot)
         if refill:
             try:
                 self.fill(key, executor)
             except RuntimeError:
                 pass  # the executor is shut down: the sandbox is closing
 
-    def fill(self, key: PoolKey, executor: Executor) -> None:
-        """Start containers in the background until ``key`` has ``size`` idle ones."""
+    def fill(self, key: PoolKey, executor: Executor, in_use: int = 0) -> None:
+        """Start containers in the background until ``key`` has ``size`` idle ones (counting
+        ``in_use`` ones that will come back)."""
         with self._lock:
             if self._closed or self._size == 0:
                 return
             self._touch(key)
-            missing = self._size - len(self._idle[key]) - self._pending.get(key, 0)
+            missing = self._size - len(self._idle[key]) - self._pending.get(key, 0) - in_use
             self._pending[key] = self._pending.get(key, 0) + max(0, missing)
             for _ in range(max(0, missing)):
                 self._futures.append(executor.submit(self._fill_one, key))
@@ -142,7 +150,7 @@ class Pool:
             self._slots.clear()
             self._idle.clear()
         for slot in slots:
-            self._remove(slot.container)
+            self._remove(slot)
 
     def _fill_one(self, key: PoolKey) -> None:
         try:
@@ -161,7 +169,7 @@ class Pool:
                 return
             self._slots.pop(id(slot), None)
             self._ready.notify_all()
-        self._remove(slot.container)
+        self._remove(slot)
 
     def _new(self, key: PoolKey, busy: bool) -> Slot:
         slot = self._create(key)
@@ -172,7 +180,7 @@ class Pool:
                 if busy:
                     self._busy.add(id(slot))
         if closed:
-            self._remove(slot.container)
+            self._remove(slot)
             raise RuntimeError("the sandbox pool was closed")
         return slot
 
@@ -186,7 +194,7 @@ class Pool:
             old, slots = self._idle.popitem(last=False)
             for slot in slots:
                 self._slots.pop(id(slot), None)
-                threading.Thread(target=self._remove, args=(slot.container,), daemon=True).start()
+                threading.Thread(target=self._remove, args=(slot,), daemon=True).start()
 
 
 def owner_label() -> str:
