@@ -5,10 +5,16 @@ swap, CPU quota, pids limit, read-only root, a size-limited tmpfs /work and a
 small tmpfs /tmp, all capabilities dropped, ``no-new-privileges``, only
 PATH/HOME/LANG in its environment. Its init (``docker-init``) and an idle
 ``sleep`` run as uid 65533, so the job's user (65534) can neither signal nor
-trace them; jobs run as 65534 through ``docker exec`` (see
-``_docker_exec.py``), and after every job a settle step (``_docker_guest.SETTLE``)
-kills the job's processes, reads the cgroup counters, collects the output
-files and wipes the work dir.
+trace them. Jobs run as 65534 through ``docker exec`` (see
+``_docker_exec.py``): a launcher (``_docker_guest.LAUNCH``) reads the job's
+command, environment and files from its stdin and becomes the command; in a
+warm container it is started ahead, right after the previous job's reset, so
+that a warm job pays no process start by the daemon. After every job a settle
+step kills the job's processes, reads the cgroup counters, collects the
+output files and (warm) wipes /work, /tmp and /dev/shm: from the host where
+the daemon is local and we are root (``_docker_host.py``, a few ms), else by
+an exec of ``_docker_guest.SETTLE``. A container that does not come out of it
+clean (processes left, files left, OOM) is removed and replaced.
 
 How each end reason is found:
 
@@ -153,7 +159,8 @@ class DockerSandbox(Sandbox):
         try:
             self.start()
             return self._run(job)
-        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException,
+                OSError) as exc:
             if _daemon_gone(exc):
                 raise SandboxError(f"cannot reach the Docker daemon ({exc}): start dockerd or "
                                    "choose sandbox backend bwrap") from exc
