@@ -19,6 +19,7 @@ from ._answers import (
     score_output,
 )
 from ._benchmark import SPLITS, Benchmark, Example
+from ._code_benchmark import CodeBenchmark, EvaluationEnv
 from ._errors import BenchmarkError
 from ._jsonl import JsonlBenchmark
 from ._procedural import (
@@ -63,7 +64,9 @@ __all__ = [
     "BenchmarkOption",
     "BooleanExpressionsBenchmark",
     "ChatResponse",
+    "CodeBenchmark",
     "Evaluation",
+    "EvaluationEnv",
     "Example",
     "ExampleResult",
     "FunctionCallTask",
