@@ -40,6 +40,14 @@ class ProgramTask(ABC):
     def score(self, example: Example, result: Result) -> float:
         """Score in [0, 1] from the job's declared outputs only (0 for a failed run)."""
 
+    def assess(self, example: Example, result: Result) -> tuple[float, str]:
+        """``score`` of a run that ended OK, with a short detail saying why.
+
+        The default gives no detail; tasks that check outputs override it to
+        name the check that failed, or what they measured.
+        """
+        return self.score(example, result), ""
+
 
 @dataclass(frozen=True)
 class ProgramResult:
@@ -90,12 +98,14 @@ class ProgramEvaluator:
 
     async def _one(self, program: Mapping[str, bytes], example: Example) -> ProgramResult:
         result = await self.executor.run(self.task.job(program, example))
-        score = self.task.score(example, result) if result.reason is EndReason.OK else 0.0
+        if result.reason is EndReason.OK:
+            score, detail = self.task.assess(example, result)
+        else:
+            score, detail = 0.0, _excerpt(result)
         if not 0.0 <= score <= 1.0 or math.isnan(score):
             raise BenchmarkError(f"the scorer gave {score!r} for example {example.id!r}; "
                                  "scores must lie in [0, 1]")
-        return ProgramResult(example.id, score, result.reason, result.wall_seconds,
-                             _excerpt(result))
+        return ProgramResult(example.id, score, result.reason, result.wall_seconds, detail)
 
 
 def _excerpt(result: Result, limit: int = 300) -> str:
