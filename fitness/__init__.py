@@ -19,7 +19,10 @@ from ._answers import (
     score_output,
 )
 from ._benchmark import SPLITS, Benchmark, Example
+from ._bin_packing import BinPackingBenchmark, BinPackingTask
+from ._circle_packing import CirclePackingBenchmark, CirclePackingTask
 from ._code_benchmark import CodeBenchmark, EvaluationEnv
+from ._code_registry import CODE_BENCHMARK_KINDS, code_benchmark_options, make_code_benchmark
 from ._errors import BenchmarkError
 from ._jsonl import JsonlBenchmark
 from ._procedural import (
@@ -51,10 +54,12 @@ from ._registry import (
     benchmark_options,
     make_benchmark,
 )
+from ._user_benchmark import DirectoryBenchmark
 
 __all__ = [
     "ANSWER_KINDS",
     "BENCHMARK_KINDS",
+    "CODE_BENCHMARK_KINDS",
     "REQUIRED",
     "SPLITS",
     "AnswerKind",
@@ -62,9 +67,14 @@ __all__ = [
     "Benchmark",
     "BenchmarkError",
     "BenchmarkOption",
+    "BinPackingBenchmark",
+    "BinPackingTask",
     "BooleanExpressionsBenchmark",
     "ChatResponse",
+    "CirclePackingBenchmark",
+    "CirclePackingTask",
     "CodeBenchmark",
+    "DirectoryBenchmark",
     "Evaluation",
     "EvaluationEnv",
     "Example",
@@ -83,9 +93,11 @@ __all__ = [
     "answer_line",
     "answers_match",
     "benchmark_options",
+    "code_benchmark_options",
     "extract_answer",
     "extract_reasoning_gym_answer",
     "make_benchmark",
+    "make_code_benchmark",
     "normalize_text",
     "parse_boolean",
     "parse_number",
