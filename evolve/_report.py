@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from archive import ArchiveIndex, Candidate, Status, Usage
 
+from ._code_genome import CODE_KIND
+from ._repo import RepoError, RunRepo
 from ._run import Run
 
 
@@ -78,6 +81,49 @@ def show(candidate: Candidate) -> dict[str, Any]:
     }
 
 
+def is_code(candidate: Candidate) -> bool:
+    """A code candidate: its genome names a commit in the run's repository."""
+    return candidate.kind == CODE_KIND or "commit" in candidate.genome
+
+
+def show_code(candidate: Candidate, parents: Mapping[int, Candidate], repo: RunRepo | None,
+              no_repo: str = "the run has no git repository") -> dict[str, Any]:
+    """The git side of a code candidate, to merge into ``show``'s dict.
+
+    ``diffs`` maps each parent id to git's diff from the parent's commit to this one;
+    a founder (no parents) lists its ``files`` with their sizes in bytes instead.
+    ``repo_errors`` maps "commit", "files" or "parent #<id>" to why that part could not
+    be read (no repository, a commit missing from it, a parent without a commit), so
+    that ``show`` still reports everything else. ``parents`` maps the parent ids to their
+    candidates; ``no_repo`` is the reason given when ``repo`` is None.
+    """
+    commit = candidate.genome.get("commit")
+    diffs: dict[int, str] = {}
+    errors: dict[str, str] = {}
+    files: list[dict[str, Any]] | None = None
+    if not commit:
+        errors["commit"] = "this candidate has no commit (it was not materialised)"
+    elif repo is None:
+        errors["commit"] = no_repo
+    elif not candidate.parent_ids:
+        try:
+            files = [{"path": path, "size": len(data)}
+                     for path, data in repo.files(commit).items()]
+        except RepoError as exc:
+            errors["files"] = str(exc)
+    else:
+        for pid in candidate.parent_ids:
+            parent_commit = parents[pid].genome.get("commit") if pid in parents else None
+            if not parent_commit:
+                errors[f"parent #{pid}"] = "it has no commit"
+                continue
+            try:
+                diffs[pid] = repo.diff(commit, parent_commit)
+            except RepoError as exc:
+                errors[f"parent #{pid}"] = str(exc)
+    return {"commit": commit, "files": files, "diffs": diffs, "repo_errors": errors}
+
+
 def _brief(candidate: Candidate | None) -> dict[str, Any] | None:
     if candidate is None:
         return None
@@ -120,6 +166,8 @@ def format_show(data: dict[str, Any]) -> str:
                                      if data["retired_by"] else ""),
         "genome:",
     ]
+    if "diffs" in data:
+        lines.append(f"  commit: {data['commit'] or '-'}")
     for i, prompt in enumerate(data["genome"].get("task_prompts", [])):
         lines.append(f"  task prompt {i + 1}: {prompt}")
     lines.append(f"  mutation prompt: {data['genome'].get('mutation_prompt', '')}")
@@ -135,11 +183,26 @@ def format_show(data: dict[str, Any]) -> str:
             lines.append(f"  [{message.get('role')}] {message.get('content')}")
         lines.append(f"mutation response {n}{' (cached)' if ex.get('cached') else ''}:")
         lines.append(f"  {ex.get('response')}")
+    if "diffs" in data:
+        lines.extend(_code_lines(data))
     usage = data["usage"]
     lines.append(f"LLM usage: {usage['calls']} calls, "
                  f"{usage['prompt_tokens'] + usage['completion_tokens']} tokens, "
                  f"{usage['cache_hits']} cache hits")
     return "\n".join(lines)
+
+
+def _code_lines(data: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    if data["files"] is not None:
+        lines.append(f"files ({len(data['files'])}):")
+        lines.extend(f"  {f['path']}  ({f['size']} bytes)" for f in data["files"])
+    for pid, diff in data["diffs"].items():
+        lines.append(f"diff against parent #{pid}:" + ("" if diff else " (no changes)"))
+        lines.extend(diff.rstrip("\n").splitlines())
+    for where, error in data["repo_errors"].items():
+        lines.append(f"git ({where}): {error}")
+    return lines
 
 
 def _fmt(value: float | None) -> str:

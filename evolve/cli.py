@@ -1,4 +1,4 @@
-"""The ``evolve`` command line: run, resume, fork, status, lineage, show, sandbox.
+"""The ``evolve`` command line: run, resume, fork, status, lineage, show, checkout, sandbox.
 
 Errors a user can fix print one line and exit with code 2; Ctrl-C stops a run
 cleanly (exit code 130) and ``evolve resume`` carries on.
@@ -20,7 +20,17 @@ from ._budget import Budget
 from ._config import load_config
 from ._errors import CladeforgeError
 from ._progress import ProgressBar
-from ._report import format_brief, format_show, format_status, show, status, summary
+from ._repo import RepoError, RunRepo
+from ._report import (
+    format_brief,
+    format_show,
+    format_status,
+    is_code,
+    show,
+    show_code,
+    status,
+    summary,
+)
 from ._run import Run
 
 EXIT_USER_ERROR = 2
@@ -76,11 +86,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--id", type=int, help="only this candidate and its ancestors")
     p.set_defaults(handler=_cmd_lineage)
 
-    p = sub.add_parser("show", help="one candidate: genome, parents, mutation, scores")
+    p = sub.add_parser("show", help="one candidate: genome, parents, mutation, scores; for code, "
+                                    "its commit and the diff against each parent")
     p.add_argument("run_dir")
     p.add_argument("id", type=int)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_cmd_show)
+
+    p = sub.add_parser("checkout", help="write a code candidate's files into a directory")
+    p.add_argument("run_dir")
+    p.add_argument("id", type=int)
+    p.add_argument("directory", help="where to write the files (created if missing; must be "
+                                     "empty)")
+    p.set_defaults(handler=_cmd_checkout)
 
     p = sub.add_parser("sandbox", help="build the sandbox image; check which backends work here")
     sandbox = p.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
@@ -170,10 +188,43 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
 def _cmd_show(args: argparse.Namespace) -> int:
     run = Run.open(args.run_dir)
     try:
-        data = show(run.storage.get(args.id))
+        candidate = run.storage.get(args.id)
+        data = show(candidate)
+        if is_code(candidate):
+            parents = {pid: run.storage.get(pid) for pid in candidate.parent_ids}
+            repo: RunRepo | None = None
+            no_repo = ""
+            try:
+                repo = RunRepo.for_run(run.directory)
+            except RepoError as exc:
+                no_repo = str(exc)  # show says so, and everything the archive knows
+            try:
+                data.update(show_code(candidate, parents, repo, no_repo))
+            finally:
+                if repo is not None:
+                    repo.close()
     finally:
         run.close()
     print(json.dumps(data, indent=2) if args.json else format_show(data))
+    return 0
+
+
+def _cmd_checkout(args: argparse.Namespace) -> int:
+    run = Run.open(args.run_dir)
+    try:
+        candidate = run.storage.get(args.id)
+    finally:
+        run.close()
+    if not is_code(candidate):
+        raise CladeforgeError(
+            f"candidate #{args.id} is a {candidate.kind} candidate; only code candidates "
+            f"have files to check out (see 'evolve show {args.run_dir} {args.id}')")
+    commit = candidate.genome.get("commit")
+    if not commit:
+        raise CladeforgeError(f"candidate #{args.id} has no commit (it was not materialised)")
+    with RunRepo.for_run(run.directory) as repo:
+        paths = repo.checkout(commit, args.directory)
+    print(f"candidate #{args.id} ({commit}): {len(paths)} files written to {args.directory}")
     return 0
 
 
