@@ -22,7 +22,7 @@ def main():
         return verdict(0.0, f"no readable output.json ({type(error).__name__})")
     if not isinstance(got, list) or len(got) != len(expected):
         return verdict(0.0, f"expected a list of {len(expected)} numbers")
-    right = sum(g == e for g, e in zip(got, expected))
+    right = sum(g == e for g, e in zip(got, expected, strict=True))
     verdict(right / len(expected), f"{right} of {len(expected)} positions right")
 
 
