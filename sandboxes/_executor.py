@@ -55,12 +55,13 @@ class LocalExecutor(Executor):
             raise SandboxError(f"max_workers must be at least 1, got {max_workers}")
         self.sandbox = sandbox
         self.max_workers = max_workers
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     async def run(self, job: Job) -> Result:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.max_workers)
-        async with self._slots:
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:  # one semaphore per event loop
+            self._slots = (loop, asyncio.Semaphore(self.max_workers))
+        async with self._slots[1]:
             return await asyncio.to_thread(self.sandbox.run, job)
 
     def close(self) -> None:
@@ -108,7 +109,7 @@ class RayExecutor(Executor):
         self.address = address
         self.ray_init = dict(ray_init or {})
         self._hosts: list[Any] = []
-        self._free: asyncio.Queue[Any] | None = None
+        self._free: tuple[asyncio.AbstractEventLoop, asyncio.Queue[Any]] | None = None
         self._started_ray = False
 
     def start(self) -> RayExecutor:
@@ -141,15 +142,17 @@ class RayExecutor(Executor):
         return ray.get([h.node.remote() for h in self.start()._hosts])
 
     async def run(self, job: Job) -> Result:
-        if self._free is None:
-            self._free = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        if self._free is None or self._free[0] is not loop:  # one queue per event loop
+            self._free = (loop, asyncio.Queue())
             for h in self.start()._hosts:
-                self._free.put_nowait(h)
-        host = await self._free.get()
+                self._free[1].put_nowait(h)
+        free = self._free[1]
+        host = await free.get()
         try:
             return await host.run.remote(job)
         finally:
-            self._free.put_nowait(host)
+            free.put_nowait(host)
 
     def close(self) -> None:
         if not self._hosts and not self._started_ray:

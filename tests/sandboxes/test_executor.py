@@ -75,3 +75,15 @@ def test_ray_executor_reports_a_sandbox_that_cannot_start() -> None:
         executor.start()
     import ray
     assert not ray.is_initialized()
+
+
+def test_local_executor_serves_one_event_loop_after_another() -> None:
+    executor = LocalExecutor(make_sandbox("process"), max_workers=1)
+
+    async def two():
+        return await asyncio.gather(*(executor.run(Job(("python3", "-c", "pass")))
+                                      for _ in range(2)))
+
+    with executor:
+        for _ in range(2):  # a fresh asyncio.run each time, with jobs waiting for the slot
+            assert all(r.ok for r in asyncio.run(two()))
