@@ -1,8 +1,10 @@
-"""Mutation operators (Promptbreeder's set) and the initial population.
+"""Mutation operators (Promptbreeder's set), the initial population, and code operators.
 
 Every operator is a frozen dataclass whose fields are its options (each with a
 default and a one-line doc); ``OPERATORS`` maps a config name to the class and
 ``operator_options`` lists the options for documentation and validation.
+``CODE_OPERATORS`` and ``code_operator_options`` do the same for the operators
+that change programs (``CodeOperator``, given a ``CodeMutationContext``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,22 @@ from ._base import (
     PromptOperator,
     Transcript,
 )
+from ._code_base import (
+    CODE_SYSTEM_PROMPT,
+    CodeMutation,
+    CodeMutationContext,
+    CodeOperator,
+)
+from ._code_edit import DiffEdit
+from ._code_hyper import HyperDiff
+from ._code_merge import Merge
+from ._code_registry import (
+    CODE_OPERATORS,
+    code_operator_options,
+    default_code_hyper_mutation_prompts,
+    default_code_mutation_prompts,
+)
+from ._code_rewrite import FullRewrite
 from ._context_shuffle import ContextShuffle
 from ._crossover import Crossover
 from ._direct import FirstOrderDirect, ZeroOrderDirect
@@ -50,17 +68,26 @@ def operator_options(name: str) -> dict[str, tuple[Any, str]]:
 
 
 __all__ = [
+    "CODE_OPERATORS",
+    "CODE_SYSTEM_PROMPT",
     "EDA",
     "OPERATORS",
     "SYSTEM_PROMPT",
+    "CodeMutation",
+    "CodeMutationContext",
+    "CodeOperator",
     "ContextShuffle",
     "Crossover",
+    "DiffEdit",
     "EDARankIndex",
     "FirstOrderDirect",
     "FirstOrderHyper",
+    "FullRewrite",
+    "HyperDiff",
     "InvalidChild",
     "Lamarckian",
     "Lineage",
+    "Merge",
     "Mutation",
     "MutationContext",
     "MutatorLLM",
@@ -70,6 +97,9 @@ __all__ = [
     "ZeroOrderDirect",
     "ZeroOrderHyper",
     "clean_prompt",
+    "code_operator_options",
+    "default_code_hyper_mutation_prompts",
+    "default_code_mutation_prompts",
     "default_hyper_mutation_prompts",
     "default_mutation_prompts",
     "default_thinking_styles",

@@ -90,27 +90,33 @@ class Operator(ABC):
 
 
 class Transcript:
-    """The mutator LLM as one mutation sees it: seeded from the rng, every exchange kept."""
+    """The mutator LLM as one mutation sees it: seeded from the rng, every exchange kept.
+
+    ``system`` is the system message of every request (the code operators use their own).
+    """
 
     def __init__(self, llm: MutatorLLM, rng: np.random.Generator, *, max_tokens: int | None,
-                 temperature: float | None) -> None:
+                 temperature: float | None, system: str = SYSTEM_PROMPT) -> None:
         self.llm = llm
         self.rng = rng
         self.max_tokens = max_tokens
         self.temperature = temperature
+        self.system = system
         self.exchanges: list[dict[str, Any]] = []
 
     @classmethod
     def of(cls, ctx: MutationContext) -> Transcript:
         return cls(ctx.llm, ctx.rng, max_tokens=ctx.max_tokens, temperature=ctx.temperature)
 
-    async def ask(self, request: str, *, stop: list[str] | None = None) -> str:
+    async def ask(self, request: str, *, stop: list[str] | None = None,
+                  system: str | None = None) -> str:
         """Send ``request`` as the user message and return the answer text.
 
+        ``system`` replaces the transcript's system message for this request only.
         A server answer that is no usable completion becomes an :class:`InvalidChild`
         (with the exchanges so far); other LLM errors propagate.
         """
-        messages = [{"role": "system", "content": SYSTEM_PROMPT},
+        messages = [{"role": "system", "content": self.system if system is None else system},
                     {"role": "user", "content": request}]
         seed = int(self.rng.integers(_SEED_BOUND))
         params = {"max_tokens": self.max_tokens, "temperature": self.temperature,
@@ -133,9 +139,11 @@ class Transcript:
         return completion.text
 
     async def ask_prompt(self, request: str, *, what: str = "prompt",
-                         max_chars: int = MAX_PROMPT_CHARS, first_line: bool = False) -> str:
+                         max_chars: int = MAX_PROMPT_CHARS, first_line: bool = False,
+                         system: str | None = None) -> str:
         """Ask, and clean the answer into one prompt; an answer without one is rejected."""
-        text = clean_prompt(await self.ask(request), max_chars=max_chars, first_line=first_line)
+        text = clean_prompt(await self.ask(request, system=system), max_chars=max_chars,
+                            first_line=first_line)
         if not text:
             raise self.reject(f"the mutator's answer held no usable {what}")
         return text

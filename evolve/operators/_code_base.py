@@ -1,0 +1,208 @@
+"""The code-operator contract, and the parts every code operator shares.
+
+A code operator turns a selected parent program (a commit whose files are
+given as ``parent_files``) into a child tree. Like the prompt operators it sees
+the archive only through a read-only view, draws every random choice from the
+injected generator and asks the mutator LLM through a :class:`Transcript` (with
+:data:`CODE_SYSTEM_PROMPT`), so every exchange is recorded exactly. It may
+change only ``evolve_paths``; the other files are read-only context. An unusable
+child raises :class:`InvalidChild` with a precise reason and the exchanges.
+
+Every child is checked the same way before it is returned (:func:`tree_violation`):
+it must differ from the parent, change no read-only file, keep the text outside
+the EVOLVE-BLOCK regions of a file that has them, and every changed ``.py`` file
+must compile.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from archive._index import ArchiveIndex
+from archive._records import Candidate
+
+from .._code_genome import CodeGenome
+from .._schema import doc
+from ._base import InvalidChild, MutatorLLM, Transcript, pick
+from ._code_patch import has_markers, marker_violation, syntax_error
+
+#: system message of every code-mutator request
+CODE_SYSTEM_PROMPT = (
+    "You are an expert programmer improving a program. Follow the requested answer format "
+    "exactly; write no explanations outside it.")
+#: the mutation prompt used when the parent has none and the lexicon is empty
+DEFAULT_CODE_MUTATION_PROMPT = "Make one small, targeted improvement to the program."
+
+_LANGUAGES = {".py": "python", ".js": "javascript", ".ts": "typescript", ".sh": "bash",
+              ".c": "c", ".h": "c", ".cpp": "cpp", ".rs": "rust", ".go": "go",
+              ".java": "java", ".json": "json", ".yaml": "yaml", ".yml": "yaml", ".md": "markdown",
+              ".toml": "toml"}
+
+
+@dataclass(frozen=True)
+class CodeMutationContext:
+    """Everything a code operator may use to make one child."""
+
+    parent: Candidate  # archive record; genome = CodeGenome dict
+    parent_files: Mapping[str, str]  # the parent's text files (path -> text)
+    evolve_paths: tuple[str, ...]  # files operators may change; others are read-only context
+    view: ArchiveIndex  # read-only archive
+    rng: np.random.Generator  # the only randomness
+    llm: MutatorLLM  # the mutator LLM (chat)
+    problem: str  # the task statement (benchmark description)
+    feedback: str  # the parent's evaluation summary: scores, failures, stderr excerpts
+    mutation_prompts: Sequence[str]  # code mutation-prompt lexicon
+    hyper_mutation_prompts: Sequence[str]
+    files_of: Callable[[int], Mapping[str, str]]  # text files of another candidate (for merge)
+    merge_base_files: Callable[[int, int], Mapping[str, str] | None]  # common ancestor's files
+    max_tokens: int = 1024
+    temperature: float | None = None
+    workshop: Any = None  # the sandbox workshop of agent benchmarks (for self-modification)
+
+
+@dataclass(frozen=True)
+class CodeMutation:
+    """A child tree and how it was made."""
+
+    files: Mapping[str, str]  # the child's WHOLE tree (unchanged files included)
+    mutation_prompt: str  # the child's mutation prompt (changed by hypermutation)
+    extra_parents: tuple[int, ...] = ()  # a merge's second parent
+    exchanges: tuple[dict[str, Any], ...] = ()  # every LLM request/response, in order
+    message: str = ""  # a one-line commit message (operator + summary)
+
+
+class CodeOperator(ABC):
+    """Makes one child program from the parent in ``ctx``. Options are dataclass fields."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    async def mutate(self, ctx: CodeMutationContext) -> CodeMutation:
+        """The child, or raise :class:`InvalidChild`."""
+
+
+# -- helpers shared by code operators -----------------------------------------------------------
+def code_transcript(ctx: CodeMutationContext) -> Transcript:
+    return Transcript(ctx.llm, ctx.rng, max_tokens=ctx.max_tokens, temperature=ctx.temperature,
+                      system=CODE_SYSTEM_PROMPT)
+
+
+def parent_mutation_prompt(ctx: CodeMutationContext) -> str:
+    """The parent's mutation prompt; without one, a random lexicon entry (or the default)."""
+    own = CodeGenome.from_dict(ctx.parent.genome).mutation_prompt.strip()
+    if own:
+        return own
+    return pick(ctx.rng, ctx.mutation_prompts) if ctx.mutation_prompts else (
+        DEFAULT_CODE_MUTATION_PROMPT)
+
+
+def editable_files(ctx: CodeMutationContext) -> list[str]:
+    """The evolvable paths that exist in the parent, in ``evolve_paths`` order."""
+    paths = [p for p in ctx.evolve_paths if p in ctx.parent_files]
+    if not paths:
+        raise InvalidChild("the parent has none of the files that may evolve ("
+                           + ", ".join(ctx.evolve_paths) + ")")
+    return paths
+
+
+def language(path: str) -> str:
+    """The code-fence language tag for ``path`` ("" when unknown)."""
+    dot = path.rfind(".")
+    return _LANGUAGES.get(path[dot:].lower(), "") if dot >= 0 else ""
+
+
+def show_file(path: str, text: str) -> str:
+    """``path`` and its text in a fenced block (a fence longer than any inside it)."""
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    body = text if text.endswith("\n") or not text else text + "\n"
+    return f"### {path}\n{fence}{language(path)}\n{body}{fence}"
+
+
+def clip(text: str, max_chars: int) -> str:
+    """``text`` cut to ``max_chars`` with a note of what was left out."""
+    text = text.strip()
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars].rstrip()}\n[... {len(text) - max_chars} more characters]"
+
+
+def tree_violation(parent: Mapping[str, str], child: Mapping[str, str],
+                   evolve_paths: Sequence[str], who: str) -> str | None:
+    """Why ``child`` is no valid child of ``parent`` (None: it is one).
+
+    ``who`` names the change in the reason ("the edit", "the rewrite", "the merge").
+    """
+    changed = [p for p in sorted(set(parent) | set(child)) if parent.get(p) != child.get(p)]
+    if not changed:
+        return f"{who} leaves every file unchanged"
+    for path in changed:
+        if path not in evolve_paths:
+            return f"{who} changes {path}, which is read-only"
+        if path in parent and path in child:
+            violation = marker_violation(path, parent[path], child[path])
+            if violation:
+                return f"{who} changes {violation}"
+    for path in changed:
+        error = syntax_error(path, child[path]) if path in child else None
+        if error:
+            return error
+    return None
+
+
+def finish(transcript: Transcript | None, ctx: CodeMutationContext, files: Mapping[str, str],
+           *, who: str, message: str, mutation_prompt: str,
+           extra_parents: tuple[int, ...] = ()) -> CodeMutation:
+    """The checked mutation, or raise :class:`InvalidChild` with the violation."""
+    reason = tree_violation(ctx.parent_files, files, ctx.evolve_paths, who)
+    exchanges = tuple(transcript.exchanges) if transcript else ()
+    if reason:
+        raise transcript.reject(reason) if transcript else InvalidChild(reason)
+    return CodeMutation(dict(files), mutation_prompt, extra_parents, exchanges, message)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LLMCodeOperator(CodeOperator):
+    """Base of the code operators that show the parent's files to the mutator LLM."""
+
+    feedback_chars: int = doc(
+        "Longest evaluation feedback (scores, failures, stderr) shown to the mutator, in "
+        "characters; the rest is cut.", 4000)
+    context_chars: int = doc(
+        "Read-only files shown to the mutator for reference, in characters in total "
+        "(files are shown whole, in path order, while they fit; 0 shows none).", 4000)
+
+    def __post_init__(self) -> None:
+        if self.feedback_chars < 0 or self.context_chars < 0:
+            raise ValueError("feedback_chars and context_chars must not be negative")
+
+    def overview(self, ctx: CodeMutationContext, mutation_prompt: str,
+                 paths: Sequence[str]) -> str:
+        """The instruction, the task, the feedback, the files ``paths`` to change and the
+        other files for reference (within ``context_chars``)."""
+        parts = [mutation_prompt.strip(), f"## Task\n{ctx.problem.strip()}"]
+        if ctx.feedback.strip() and self.feedback_chars:
+            parts.append("## How the current version did\n"
+                         + clip(ctx.feedback, self.feedback_chars))
+        parts.append("## Files you may change\n" + "\n\n".join(
+            show_file(p, ctx.parent_files[p]) for p in paths))
+        shown, budget = [], self.context_chars
+        for path in sorted(p for p in ctx.parent_files if p not in paths):
+            text = ctx.parent_files[path]
+            if len(text) <= budget:
+                shown.append(show_file(path, text))
+                budget -= len(text)
+        if shown:
+            parts.append("## Other files (for reference; leave them unchanged)\n"
+                         + "\n\n".join(shown))
+        if any(has_markers(ctx.parent_files[p]) for p in paths):
+            parts.append("Change only the lines between EVOLVE-BLOCK-START and EVOLVE-BLOCK-END; "
+                         "everything else, the marker lines included, must stay exactly as it "
+                         "is.")
+        return "\n\n".join(parts)
