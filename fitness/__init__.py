@@ -24,6 +24,7 @@ from ._circle_packing import CirclePackingBenchmark, CirclePackingTask
 from ._code_benchmark import CodeBenchmark, EvaluationEnv
 from ._code_registry import CODE_BENCHMARK_KINDS, code_benchmark_options, make_code_benchmark
 from ._errors import BenchmarkError
+from ._humaneval import HumanEvalAgentBenchmark
 from ._jsonl import JsonlBenchmark
 from ._procedural import (
     ArithmeticBenchmark,
@@ -80,6 +81,7 @@ __all__ = [
     "Example",
     "ExampleResult",
     "FunctionCallTask",
+    "HumanEvalAgentBenchmark",
     "JsonlBenchmark",
     "ProceduralBenchmark",
     "ProgramEvaluation",

@@ -18,6 +18,7 @@ from ._bin_packing import BinPackingBenchmark
 from ._circle_packing import CirclePackingBenchmark
 from ._code_benchmark import CodeBenchmark
 from ._errors import BenchmarkError
+from ._humaneval import HumanEvalAgentBenchmark
 from ._registry import REQUIRED, BenchmarkOption, _describe, _matches
 from ._user_benchmark import DirectoryBenchmark
 
@@ -26,6 +27,7 @@ _CLASSES: Mapping[str, type[CodeBenchmark]] = MappingProxyType(
         "circle_packing": CirclePackingBenchmark,
         "bin_packing": BinPackingBenchmark,
         "directory": DirectoryBenchmark,
+        "humaneval_agent": HumanEvalAgentBenchmark,
     }
 )
 
