@@ -50,7 +50,7 @@ from evolve import PromptGenome  # noqa: E402
 from evolve._budget import Budget  # noqa: E402
 from evolve._config import BudgetConfig, config_from_data  # noqa: E402
 from evolve._endpoints import open_clients  # noqa: E402
-from evolve._factory import build_loop, load_lexicon  # noqa: E402
+from evolve._factory import build_loop, build_prompt_species, load_lexicon  # noqa: E402
 from evolve._steps import Engine  # noqa: E402
 from evolve.llm import LLMClient  # noqa: E402
 from evolve.operators import SYSTEM_PROMPT  # noqa: E402
@@ -235,7 +235,8 @@ async def run_pass(storage: ar.SQLiteStorage, result: Result, args: argparse.Nam
     })
     async with open_clients(config.llm, storage) as clients:
         budget = Budget(BudgetConfig(candidates=len(storage) + args.children))
-        loop = build_loop(config, storage, clients, Addition(), budget,
+        species = build_prompt_species(config, storage, clients, Addition())
+        loop = build_loop(config, storage, clients, species, budget,
                           progress=lambda _engine: None)
         engine = loop.engine
         if clock is not None:

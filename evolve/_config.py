@@ -31,6 +31,13 @@ DEFAULT_OPERATOR_WEIGHTS = {
     "crossover": 0.5,
     "context_shuffle": 0.5,
 }
+DEFAULT_CODE_OPERATOR_WEIGHTS = {
+    "diff_edit": 3.0,
+    "full_rewrite": 1.0,
+    "hyper_diff": 1.0,
+    "merge": 0.5,
+    "self_modify": 0.0,  # agents only: the parent agent edits its own code in a sandbox
+}
 
 
 @dataclass(frozen=True)
@@ -98,9 +105,24 @@ class LLMsConfig:
 
 
 @dataclass(frozen=True)
+class StageConfig:
+    """One stage of a staged evaluation (an evaluation cascade)."""
+
+    examples: int = doc("Examples of the training batch scored in this stage.", 1)
+    threshold: float = doc(
+        "Mean score this stage must reach for the candidate to go on to the next stage "
+        "(or the rest of the batch).", 0.0)
+
+    def __post_init__(self) -> None:
+        if self.examples < 1:
+            raise ValueError("examples must be at least 1")
+
+
+@dataclass(frozen=True)
 class FitnessConfig:
     benchmark: str = doc(
-        "Benchmark kind: arithmetic, word_sorting, boolean_expressions, jsonl, reasoning_gym.",
+        "Benchmark kind. Prompts: arithmetic, word_sorting, boolean_expressions, jsonl, "
+        "reasoning_gym. Code: circle_packing, bin_packing, humaneval_agent, directory.",
         "arithmetic")
     options: Mapping[str, Any] = doc(
         "Options of the benchmark kind (see 'Benchmark options' below).", {})
@@ -111,6 +133,12 @@ class FitnessConfig:
         "have no validation score yet are scored on the validation split.", 2)
     validation_size: int | None = doc(
         "Validation examples used (default: the whole validation split).", None)
+    stages: tuple[StageConfig, ...] = doc(
+        "Staged evaluation: the training batch is scored in these stages, in order, each "
+        "on the next 'examples' examples; a candidate whose mean so far is below a stage's "
+        "threshold stops there (its train score is the mean over what it was scored on). "
+        "Each stage's score is recorded as split 'stage1', 'stage2', ... Empty: the whole "
+        "batch at once.", ())
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -120,7 +148,34 @@ class FitnessConfig:
 
 
 @dataclass(frozen=True)
+class SandboxConfig:
+    """Where code candidates run (code runs only; prompt runs need no sandbox)."""
+
+    backend: Literal["bwrap", "docker", "process"] = doc(
+        "'bwrap' (bubblewrap namespaces over the sandbox root filesystem), 'docker' (a "
+        "locked-down container per job, or a warm pool), or 'process' (NO isolation: "
+        "trusted code only). Build the image first: evolve sandbox build.", "bwrap")
+    warm: int = doc("docker: containers kept warm (0: a fresh container per job).", 2)
+    workers: int = doc("Sandbox jobs running at once (executor ray: sandbox hosts).", 2)
+    executor: Literal["local", "ray"] = doc(
+        "'local' runs jobs on this machine; 'ray' fans them out over a Ray cluster (each "
+        "node needs the backend), needs the 'ray' extra.", "local")
+    ray_address: str | None = doc(
+        "ray: the cluster address (default: start or join a local Ray instance).", None)
+    token_budget: int | None = doc(
+        "Agents: LLM tokens one candidate may spend through the gateway per evaluation "
+        "(None: unlimited).", 20000)
+
+    def __post_init__(self) -> None:
+        if self.warm < 0 or self.workers < 1:
+            raise ValueError("warm must be >= 0 and workers >= 1")
+
+
+@dataclass(frozen=True)
 class EvolutionConfig:
+    genome: Literal["prompt", "code"] = doc(
+        "What evolves: 'prompt' (task-prompts, Promptbreeder) or 'code' (a program or an "
+        "agent in the run's git repository; needs a code benchmark).", "prompt")
     mode: Literal["generational", "steady_state"] = doc(
         "generational: each generation is selected from one archive snapshot and committed "
         "in order, so a run is reproducible; steady_state: a new candidate starts whenever "
@@ -135,14 +190,19 @@ class EvolutionConfig:
         "The seed task-prompt, evaluated as the first candidate so that evolved prompts "
         "can be compared against it.", "Solve the problem.")
     task_prompts: int = doc("Task-prompts per unit (Promptbreeder uses 2).", 1)
-    selector: Literal["tournament", "dgm"] = doc(
+    selector: Literal["tournament", "dgm"] | None = doc(
         "Parent selection: 'tournament' (Promptbreeder's binary tournament, the mutated "
-        "winner replaces the loser) or 'dgm' (DGM: score sigmoid x 1/(1+children)).",
-        "tournament")
+        "winner replaces the loser) or 'dgm' (DGM: score sigmoid x 1/(1+children)). "
+        "Default: tournament for prompts, dgm for code (a code run starts from one seed).",
+        None)
     selector_options: Mapping[str, Any] = doc("Options of the selector.", {})
-    operators: Mapping[str, float] = doc(
+    operators: Mapping[str, float] | None = doc(
         "Operator weights (an operator is drawn with probability proportional to its "
-        "weight; 0 disables it).", DEFAULT_OPERATOR_WEIGHTS)
+        "weight; 0 disables it). Default for prompts: "
+        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_OPERATOR_WEIGHTS.items())
+        + ". Default for code: "
+        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_CODE_OPERATOR_WEIGHTS.items()) + ".",
+        None)
     operator_options: Mapping[str, Mapping[str, Any]] = doc(
         "Options per operator, e.g. {eda: {similarity_threshold: 0.9}}.", {})
 
@@ -153,8 +213,21 @@ class EvolutionConfig:
             raise ValueError("generation_size must be at least 1")
         if self.concurrency < 1 or self.task_prompts < 1:
             raise ValueError("concurrency and task_prompts must be at least 1")
-        if any(w < 0 for w in self.operators.values()) or not any(self.operators.values()):
+        weights = self.operator_weights()
+        if any(w < 0 for w in weights.values()) or not any(weights.values()):
             raise ValueError("operators: weights must be >= 0 and at least one > 0")
+
+    def selector_name(self) -> str:
+        """The configured selector, or the default of the genome kind."""
+        return self.selector or ("dgm" if self.genome == "code" else "tournament")
+
+    def operator_weights(self) -> Mapping[str, float]:
+        """The configured weights, or the defaults of the genome kind."""
+        if self.operators is not None:
+            return self.operators
+        if self.genome == "code":
+            return DEFAULT_CODE_OPERATOR_WEIGHTS
+        return DEFAULT_OPERATOR_WEIGHTS
 
 
 @dataclass(frozen=True)
@@ -176,6 +249,7 @@ class RunConfig:
     llm: LLMsConfig = doc("The models.", LLMsConfig)
     fitness: FitnessConfig = doc("How candidates are scored.", FitnessConfig)
     evolution: EvolutionConfig = doc("How candidates are made and selected.", EvolutionConfig)
+    sandbox: SandboxConfig = doc("Where code candidates run (code runs only).", SandboxConfig)
     budget: BudgetConfig = doc("When the run stops (the first budget reached).", BudgetConfig)
 
 

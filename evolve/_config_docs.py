@@ -9,11 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from fitness import BENCHMARK_KINDS, benchmark_options
+from fitness import (
+    BENCHMARK_KINDS,
+    CODE_BENCHMARK_KINDS,
+    benchmark_options,
+    code_benchmark_options,
+)
 
 from ._config import RunConfig
 from ._schema import document
-from .operators import OPERATORS, operator_options
+from .operators import CODE_OPERATORS, OPERATORS, code_operator_options, operator_options
 from .selection import SELECTORS, selector_options
 
 HEADER = """# Config reference
@@ -35,12 +40,17 @@ def render() -> str:
             out.append(f"| **{key}** | section | | {text} |")
         else:
             out.append(f"| `{key}` | {_cell(kind)} | `{_cell(default)}` | {_cell(text)} |")
-    out += _strategy_section("Benchmark options (`fitness.options`)", "fitness.benchmark",
-                             BENCHMARK_KINDS, benchmark_options)
+    out += _strategy_section("Prompt benchmark options (`fitness.options`)",
+                             "fitness.benchmark", BENCHMARK_KINDS, benchmark_options)
+    out += _strategy_section("Code benchmark options (`fitness.options`, genome: code)",
+                             "fitness.benchmark", CODE_BENCHMARK_KINDS, code_benchmark_options)
     out += _strategy_section("Selector options (`evolution.selector_options`)",
                              "evolution.selector", SELECTORS, selector_options)
-    out += _strategy_section("Operator options (`evolution.operator_options.<name>`)",
+    out += _strategy_section("Prompt operator options (`evolution.operator_options.<name>`)",
                              "evolution.operators", OPERATORS, operator_options)
+    out += _strategy_section("Code operator options (`evolution.operator_options.<name>`, "
+                             "genome: code)", "evolution.operators", CODE_OPERATORS,
+                             code_operator_options)
     return "\n".join(out) + "\n"
 
 

@@ -20,9 +20,7 @@ from archive import Candidate, SQLiteStorage, Status
 
 from ._budget import Budget
 from ._errors import SelectionError
-from ._genome import PromptGenome
 from ._steps import INIT, SELECT, Child, Engine, rng_for
-from .operators import initial_population
 
 Progress = Callable[[Engine], None]
 
@@ -31,14 +29,12 @@ class Loop:
     """Drives one execution of a run until a budget is reached; returns why it stopped."""
 
     def __init__(self, engine: Engine, budget: Budget, *, population_size: int,
-                 generation_size: int, seed_prompt: str, task_prompts: int,
-                 validate_top: int, concurrency: int, progress: Progress) -> None:
+                 generation_size: int, validate_top: int, concurrency: int,
+                 progress: Progress) -> None:
         self.engine = engine
         self.budget = budget
         self.population_size = population_size
         self.generation_size = generation_size
-        self.seed_prompt = seed_prompt
-        self.task_prompts = task_prompts
         self.validate_top = validate_top
         self.concurrency = concurrency
         self.progress = progress
@@ -57,26 +53,18 @@ class Loop:
         await self.validate_round()
 
     async def founders(self) -> list[Child]:
-        lex = self.engine.lexicon
-        rng = rng_for(self.engine.seed, INIT)
-        seed_mp = lex.mutation_prompts[int(rng.integers(len(lex.mutation_prompts)))]
-        prompts = (self.seed_prompt,) * self.task_prompts
-        children = [self.engine.founder(0, PromptGenome(prompts, seed_mp), "seed")]
-        units = await initial_population(
-            size=self.population_size - 1, problem=self.engine.benchmark.description,
-            thinking_styles=lex.thinking_styles, mutation_prompts=lex.mutation_prompts,
-            llm=self.engine.mutator, rng=rng, n_task_prompts=self.task_prompts,
-            max_tokens=self.engine.mutator_max_tokens)
-        for slot, unit in enumerate(units, start=1):
-            children.append(self.engine.founder(slot, unit.genome, "init", unit.exchanges))
-        return children
+        founders = await self.engine.species.founders(rng_for(self.engine.seed, INIT),
+                                                      self.population_size)
+        return [self.engine.founder(slot, f) for slot, f in enumerate(founders)]
 
     def commit(self, children: Sequence[Child]) -> list[Candidate]:
         """Write children as pending, all in one transaction."""
         if not children:
             return []
-        return self.storage.add_candidates(
+        candidates = self.storage.add_candidates(
             [(c.new, c.retire) for c in children], meta=self.engine.usage_meta())
+        self.engine.species.committed(candidates)
+        return candidates
 
     async def evaluate_all(self, candidates: Iterable[Candidate]) -> None:
         async def one(c: Candidate) -> None:

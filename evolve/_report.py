@@ -130,7 +130,8 @@ def _brief(candidate: Candidate | None) -> dict[str, Any] | None:
     return {"id": candidate.id, "operator": candidate.operator,
             "status": candidate.status.value,
             "train": candidate.score("train"), "validation": candidate.score("validation"),
-            "task_prompts": list(candidate.genome.get("task_prompts", []))}
+            "task_prompts": list(candidate.genome.get("task_prompts", [])),
+            "commit": candidate.genome.get("commit")}
 
 
 def format_status(data: dict[str, Any]) -> str:
@@ -150,11 +151,13 @@ def format_status(data: dict[str, Any]) -> str:
 def format_brief(brief: dict[str, Any] | None) -> str:
     if brief is None:
         return "-"
+    scores = f"#{brief['id']} train {_fmt(brief['train'])} validation {_fmt(brief['validation'])}"
+    if brief.get("commit"):
+        return f"{scores}  commit {brief['commit'][:12]} ({brief['operator']})"
     prompt = " / ".join(p for p in brief["task_prompts"] if p)
     if len(prompt) > 100:
         prompt = prompt[:97] + "..."
-    return (f"#{brief['id']} train {_fmt(brief['train'])} validation "
-            f"{_fmt(brief['validation'])}  {prompt!r}")
+    return f"{scores}  {prompt!r}"
 
 
 def format_show(data: dict[str, Any]) -> str:

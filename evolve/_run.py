@@ -15,7 +15,8 @@ import gc
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,20 @@ import yaml
 from archive import ArchiveError, SQLiteStorage, Usage, copy_archive
 
 from ._budget import Budget
+from ._code_factory import check_sandbox, open_code_species, repair_repo
 from ._config import RunConfig, apply_overrides, config_from_data, config_to_data
-from ._endpoints import open_clients, preflight
+from ._endpoints import Clients, open_clients, preflight
 from ._errors import CladeforgeError, RunStateError
-from ._factory import build_benchmark, build_loop, build_operators, build_selector
+from ._factory import (
+    build_benchmark,
+    build_loop,
+    build_operators,
+    build_prompt_species,
+    build_selector,
+)
 from ._loop import Progress
+from ._repo import REPO_DIR, RunRepo
+from ._species import Species
 
 ARCHIVE_FILE = "archive.sqlite"
 CONFIG_COPY = "config.yaml"
@@ -52,9 +62,12 @@ class Run:
             raise RunStateError(
                 f"run {directory} already exists; continue it with 'evolve resume {directory}'"
                 f" or choose another name with --name")
-        build_benchmark(config.fitness)  # fail on a bad config before anything is written
+        # fail on a bad config before anything is written
+        build_benchmark(config.fitness, config.evolution.genome)
         build_selector(config.evolution)
         build_operators(config.evolution)
+        if config.evolution.genome == "code":
+            check_sandbox(config.sandbox)
         preflight(config.llm)
         directory.mkdir(parents=True, exist_ok=True)
         storage = SQLiteStorage(directory / ARCHIVE_FILE)
@@ -102,6 +115,9 @@ class Run:
             child = cls.create(config, meta={"forked_from": {"run": str(source), "at": at}})
             try:
                 copy_archive(parent.storage, child.storage, upto_id=at)
+                if (parent.directory / REPO_DIR).is_dir():  # code runs: the candidates' commits
+                    with RunRepo.for_run(parent.directory) as repo:
+                        repo.copy_to(child.directory / REPO_DIR).close()
                 # the fork's budgets count its own spending from here on
                 child.storage.set_meta({"config": config_to_data(config), "state": "created",
                                         "stop_reason": None, "elapsed": 0.0, "llm_usage": {},
@@ -149,11 +165,12 @@ class Run:
 
     async def _execute(self, budget: Budget, progress: Progress) -> str:
         cfg = self.config
-        benchmark = build_benchmark(cfg.fitness)
+        benchmark = build_benchmark(cfg.fitness, cfg.evolution.genome)
         usage_before = {k: Usage.from_dict(v)
                         for k, v in (self.storage.get_meta("llm_usage") or {}).items()}
-        async with open_clients(cfg.llm, self.storage) as clients:
-            loop = build_loop(cfg, self.storage, clients, benchmark, budget, progress,
+        async with open_clients(cfg.llm, self.storage) as clients, \
+                self._species(clients, benchmark) as species:
+            loop = build_loop(cfg, self.storage, clients, species, budget, progress,
                               usage_before)
             try:
                 if cfg.evolution.mode == "generational":
@@ -161,6 +178,16 @@ class Run:
                 return await loop.steady_state()
             finally:
                 self.storage.set_meta(loop.engine.usage_meta())
+
+    @asynccontextmanager
+    async def _species(self, clients: Clients, benchmark: Any) -> AsyncIterator[Species]:
+        if self.config.evolution.genome != "code":
+            yield build_prompt_species(self.config, self.storage, clients, benchmark)
+            return
+        repair_repo(self.storage, RunRepo.open(self.directory / REPO_DIR, create=True))
+        async with open_code_species(self.config, self.storage, clients, benchmark,
+                                     self.directory) as species:
+            yield species
 
     def _lock(self) -> _RunLock:
         return _RunLock(self.directory / LOCK_FILE)

@@ -1,7 +1,8 @@
 """One candidate's way through the run: make the child, evaluate it, validate it.
 
-``Engine`` holds the live parts of one execution (archive, benchmark, LLM
-clients, strategies) and knows how to do each step for one candidate. The
+``Engine`` holds the live parts of one execution (archive, species, LLM
+clients, strategies) and knows how to do each step for one candidate; what
+depends on the genome (prompt or code) is the species' business. The
 loops in ``_loop.py`` decide *when* to do them; every decision about *what*
 (which parent, which operator, which examples) is delegated to a strategy or
 drawn from a generator keyed by the candidate's slot, so a resumed run makes
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,12 +30,13 @@ from archive import (
     Status,
     Usage,
 )
-from fitness import Benchmark, Example, PromptEvaluator
+from fitness import Example
 
+from ._config import StageConfig
 from ._errors import LLMResponseError
-from ._genome import PROMPT_KIND, PromptGenome
+from ._species import Founder, Species
 from .llm import LLMClient
-from .operators import InvalidChild, Mutation, MutationContext, Operator
+from .operators import InvalidChild
 from .selection import Selection, Selector
 
 
@@ -51,15 +54,6 @@ SELECT, CHILD, BATCH, INIT = 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
-class Lexicon:
-    """The seed lists the operators draw from."""
-
-    thinking_styles: Sequence[str]
-    mutation_prompts: Sequence[str]
-    hyper_mutation_prompts: Sequence[str]
-
-
-@dataclass(frozen=True)
 class Child:
     """A child ready to be written to the archive as ``pending``."""
 
@@ -72,19 +66,17 @@ class Engine:
     """The live parts of one execution of a run, and the steps for one candidate."""
 
     storage: SQLiteStorage
-    benchmark: Benchmark
-    evaluator: PromptEvaluator
+    species: Species
     mutator: LLMClient
     task: LLMClient
     selector: Selector
-    operators: Mapping[str, Operator]
+    operators: Mapping[str, Any]  # Operator or CodeOperator, by name
     weights: np.ndarray  # operator draw probabilities, in ``operators`` order
-    lexicon: Lexicon
     seed: int
     batch_size: int
     validation_size: int | None
-    mutator_max_tokens: int
     usage_before: Mapping[str, Usage]
+    stages: Sequence[StageConfig] = ()
 
     # -- accounting ------------------------------------------------------------------------
     def llm_usage(self) -> dict[str, Usage]:
@@ -99,12 +91,12 @@ class Engine:
         return {"llm_usage": {k: u.to_dict() for k, u in self.llm_usage().items()}}
 
     # -- making children ---------------------------------------------------------------------
-    def choose_operator(self, rng: np.random.Generator) -> Operator:
+    def choose_operator(self, rng: np.random.Generator) -> Any:
         """The same draw as ``rng.choice(len(operators), p=weights)``, without its checks."""
         return self._operator_list[bisect.bisect_right(self._operator_cdf, rng.random())]
 
     @functools.cached_property
-    def _operator_list(self) -> list[Operator]:
+    def _operator_list(self) -> list[Any]:
         return list(self.operators.values())
 
     @functools.cached_property
@@ -113,82 +105,46 @@ class Engine:
         cdf /= cdf[-1]  # as numpy's Generator.choice computes it
         return cdf.tolist()
 
-    def context(self, parent: Candidate, rng: np.random.Generator) -> MutationContext:
-        return MutationContext(
-            parent=parent,
-            view=self.storage.index,
-            rng=rng,
-            llm=self.mutator,
-            problem=self.benchmark.description,
-            thinking_styles=self.lexicon.thinking_styles,
-            mutation_prompts=self.lexicon.mutation_prompts,
-            hyper_mutation_prompts=self.lexicon.hyper_mutation_prompts,
-            correct_workings=self.correct_workings(parent),
-            max_tokens=self.mutator_max_tokens,
-        )
-
-    def correct_workings(self, candidate: Candidate) -> list[tuple[str, str]]:
-        train = candidate.scores.get("train")
-        if train is None:
-            return []
-        questions = self.train_by_id
-        return [(questions[e.example_id].question, e.output)
-                for e in train.examples if e.score >= 1.0 and e.example_id in questions]
-
-    @functools.cached_property
-    def train_by_id(self) -> dict[str, Example]:
-        return {e.id: e for e in self.benchmark.split("train")}
-
     async def make_child(self, slot: int, selection: Selection, generation: int) -> Child:
         """Mutate the selected parent. An unusable result is a child marked invalid."""
         parent = self.storage.get(selection.parent)
         rng = rng_for(self.seed, CHILD, slot)
         operator = self.choose_operator(rng)
         started = time.perf_counter()
+        exchanges: Sequence[Mapping[str, Any]] = ()
+        extra_parents: tuple[int, ...] = ()
+        invalid: str | None = None
         try:
-            mutation = await operator.mutate(self.context(parent, rng))
+            mutation = await operator.mutate(self.species.context(parent, rng))
+            genome = self.species.genome(mutation, parent, slot)
+            exchanges, extra_parents = mutation.exchanges, mutation.extra_parents
         except InvalidChild as exc:
-            mutation = Mutation(PromptGenome.from_dict(parent.genome),
-                                exchanges=tuple(getattr(exc, "exchanges", ())))
-            invalid: str | None = str(exc)
+            exchanges, invalid = exc.exchanges, str(exc)
         except LLMResponseError as exc:
-            mutation = Mutation(PromptGenome.from_dict(parent.genome))
             invalid = f"mutator LLM gave no usable answer: {exc}"
-        else:
-            invalid = None
-        return self._child(slot, generation, parent, operator.name, mutation, started,
-                           invalid=invalid, retire=() if invalid else selection.retire)
-
-    def _child(self, slot: int, generation: int, parent: Candidate, operator: str,
-               mutation: Mutation, started: float, *, invalid: str | None,
-               retire: tuple[int, ...]) -> Child:
-        record: dict[str, Any] = {"exchanges": list(mutation.exchanges),
+        if invalid is not None:
+            genome = self.species.invalid_genome(parent)
+        record: dict[str, Any] = {"exchanges": list(exchanges),
                                   "seconds": round(time.perf_counter() - started, 6)}
         if invalid is not None:
             record["invalid"] = invalid
-        new = NewCandidate(
-            slot=slot,
-            kind=PROMPT_KIND,
-            genome=mutation.genome.to_dict(),
-            parent_ids=(parent.id, *mutation.extra_parents),
-            operator=operator,
-            generation=generation,
-            mutation=record,
-            usage=exchanges_usage(mutation.exchanges),
-        )
-        return Child(new, retire)
-
-    def founder(self, slot: int, genome: PromptGenome, operator: str,
-                exchanges: Sequence[Mapping[str, Any]] = ()) -> Child:
-        """A generation-0 candidate (the seed prompt or an initial unit)."""
         return Child(NewCandidate(
-            slot=slot, kind=PROMPT_KIND, genome=genome.to_dict(), operator=operator,
-            generation=0, mutation={"exchanges": list(exchanges)},
-            usage=exchanges_usage(exchanges)), ())
+            slot=slot, kind=self.species.kind, genome=genome,
+            parent_ids=(parent.id, *extra_parents), operator=operator.name,
+            generation=generation, mutation=record, usage=exchanges_usage(exchanges),
+        ), () if invalid else selection.retire)
+
+    def founder(self, slot: int, founder: Founder) -> Child:
+        """A generation-0 candidate (the seed or an initial unit)."""
+        return Child(NewCandidate(
+            slot=slot, kind=self.species.kind, genome=dict(founder.genome),
+            operator=founder.operator, generation=0,
+            mutation={"exchanges": list(founder.exchanges)},
+            usage=exchanges_usage(founder.exchanges)), ())
 
     # -- evaluating ------------------------------------------------------------------------------
     def training_batch(self, slot: int) -> list[Example]:
-        train = self.benchmark.split("train")
+        train = self.species.split("train")
         size = min(self.batch_size, len(train))
         picks = rng_for(self.seed, BATCH, slot).choice(len(train), size=size, replace=False)
         return [train[int(i)] for i in picks]
@@ -201,33 +157,48 @@ class Engine:
                 candidate.id, Status.INVALID, reason=invalid, meta=self.usage_meta())
         started = time.perf_counter()
         try:
-            batch = self.training_batch(candidate.slot)
-            score, usage = await self._score(candidate, "train", batch)
+            scores, usage, failure = await self._staged(candidate,
+                                                        self.training_batch(candidate.slot))
         except LLMResponseError as exc:
             return self.storage.finish_candidate(
                 candidate.id, Status.FAILED, reason=f"task LLM gave no usable answer: {exc}",
                 timings={"evaluate": time.perf_counter() - started}, meta=self.usage_meta())
         return self.storage.finish_candidate(
-            candidate.id, Status.EVALUATED, scores=[score], usage=usage,
-            timings={"evaluate": time.perf_counter() - started}, meta=self.usage_meta())
+            candidate.id, Status.FAILED if failure else Status.EVALUATED, reason=failure,
+            scores=scores, usage=usage, timings={"evaluate": time.perf_counter() - started},
+            meta=self.usage_meta())
+
+    async def _staged(self, candidate: Candidate, batch: Sequence[Example]
+                      ) -> tuple[list[SplitScore], Usage, str | None]:
+        """Score ``batch`` stage by stage (see ``fitness.stages``): the "train" score over
+        what was scored, one "stageN" score per stage run, the usage, the first failure."""
+        if not self.stages:
+            scored = await self.species.score(candidate, "train", batch)
+            return [scored.score], scored.usage, scored.failure
+        done: list[ExampleScore] = []
+        scores, usage, failure, start = [], Usage(), None, 0
+        bounds = [stage.examples for stage in self.stages] + [len(batch)]
+        thresholds = [stage.threshold for stage in self.stages] + [None]
+        for number, (size, threshold) in enumerate(zip(bounds, thresholds, strict=True), 1):
+            part = batch[start:start + size] if threshold is not None else batch[start:]
+            if not part:
+                break
+            scored = await self.species.score(candidate, f"stage{number}", part)
+            scores.append(scored.score)
+            usage, failure = usage + scored.usage, failure or scored.failure
+            done += scored.score.examples
+            start += len(part)
+            mean = math.fsum(e.score for e in done) / len(done)
+            if failure or (threshold is not None and mean < threshold):
+                break
+        mean = math.fsum(e.score for e in done) / len(done) if done else 0.0
+        return [SplitScore("train", mean, tuple(done)), *scores], usage, failure
 
     async def validate(self, candidate: Candidate) -> Candidate:
         """Add the validation score of an evaluated candidate."""
-        examples = list(self.benchmark.split("validation"))[: self.validation_size]
-        score, usage = await self._score(candidate, "validation", examples)
-        return self.storage.add_scores(candidate.id, score, usage)
-
-    async def _score(self, candidate: Candidate, split: str,
-                     examples: Sequence[Example]) -> tuple[SplitScore, Usage]:
-        genome = PromptGenome.from_dict(candidate.genome)
-        result = await self.evaluator.evaluate(
-            genome.task_prompts, genome.context, examples, seed=candidate.slot)
-        score = SplitScore(split, result.mean, tuple(
-            ExampleScore(r.example_id, r.score, r.output) for r in result.results))
-        usage = Usage(calls=result.calls - result.cache_hits, cache_hits=result.cache_hits,
-                      prompt_tokens=result.prompt_tokens,
-                      completion_tokens=result.completion_tokens)
-        return score, usage
+        examples = list(self.species.split("validation"))[: self.validation_size]
+        scored = await self.species.score(candidate, "validation", examples)
+        return self.storage.add_scores(candidate.id, scored.score, scored.usage)
 
     def to_validate(self, top: int) -> list[Candidate]:
         """The best ``top`` evaluated candidates by training score without a validation score."""
@@ -237,10 +208,10 @@ class Engine:
 def exchanges_usage(exchanges: Sequence[Mapping[str, Any]]) -> Usage:
     """LLM usage recorded in a mutation's exchanges."""
     total = Usage()
-    for ex in exchanges:
+    for ex in exchanges:  # an exchange is one request, or a sandboxed run with "calls" of them
         cached = bool(ex.get("cached"))
         total = total + Usage(
-            calls=0 if cached else 1, cache_hits=1 if cached else 0,
+            calls=0 if cached else int(ex.get("calls", 1)), cache_hits=1 if cached else 0,
             prompt_tokens=0 if cached else int(ex.get("prompt_tokens", 0)),
             completion_tokens=0 if cached else int(ex.get("completion_tokens", 0)))
     return total

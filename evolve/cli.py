@@ -150,8 +150,9 @@ def _execute(run: Run, quiet: bool) -> int:
         result = summary(run.storage.index)
         run.close()
     print(f"stopped: {reason}")
-    print(f"seed prompt: {format_brief(result['seed'])}")
-    print(f"best prompt: {format_brief(result['best'])}")
+    what = "program" if (result["seed"] or {}).get("commit") else "prompt"
+    print(f"seed {what}: {format_brief(result['seed'])}")
+    print(f"best {what}: {format_brief(result['best'])}")
     return 0
 
 

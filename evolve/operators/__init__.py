@@ -40,6 +40,7 @@ from ._code_registry import (
     default_code_mutation_prompts,
 )
 from ._code_rewrite import FullRewrite
+from ._code_self_modify import SelfModify
 from ._context_shuffle import ContextShuffle
 from ._crossover import Crossover
 from ._direct import FirstOrderDirect, ZeroOrderDirect
@@ -73,6 +74,7 @@ __all__ = [
     "EDA",
     "OPERATORS",
     "SYSTEM_PROMPT",
+    "SelfModify",
     "CodeMutation",
     "CodeMutationContext",
     "CodeOperator",

@@ -18,10 +18,11 @@ from ._code_edit import DiffEdit
 from ._code_hyper import HyperDiff
 from ._code_merge import Merge
 from ._code_rewrite import FullRewrite
+from ._code_self_modify import SelfModify
 from ._init_population import DATA_DIR, read_lines
 
 CODE_OPERATORS: Mapping[str, type[CodeOperator]] = MappingProxyType({
-    cls.name: cls for cls in (DiffEdit, FullRewrite, Merge, HyperDiff)
+    cls.name: cls for cls in (DiffEdit, FullRewrite, Merge, HyperDiff, SelfModify)
 })
 
 

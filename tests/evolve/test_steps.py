@@ -13,10 +13,10 @@ def _engine(weights: list[float]) -> Engine:
     names = [f"op{i}" for i in range(len(weights))]
     probabilities = np.asarray(weights) / sum(weights)
     # only the fields choose_operator reads; the rest are never touched here
-    return Engine(storage=None, benchmark=None, evaluator=None, mutator=None, task=None,  # type: ignore[arg-type]
+    return Engine(storage=None, species=None, mutator=None, task=None,  # type: ignore[arg-type]
                   selector=None, operators=dict(zip(names, names, strict=True)),  # type: ignore[arg-type]
-                  weights=probabilities, lexicon=None, seed=0, batch_size=1,  # type: ignore[arg-type]
-                  validation_size=None, mutator_max_tokens=1, usage_before={})
+                  weights=probabilities, seed=0, batch_size=1, validation_size=None,
+                  usage_before={})
 
 
 def test_rng_for_is_the_documented_stream() -> None:

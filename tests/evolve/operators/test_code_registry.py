@@ -27,7 +27,8 @@ from .op_support import ScriptedLLM, assert_recorded
 
 
 def test_the_registry_holds_the_code_operators_by_name() -> None:
-    assert list(CODE_OPERATORS) == ["diff_edit", "full_rewrite", "merge", "hyper_diff"]
+    assert list(CODE_OPERATORS) == ["diff_edit", "full_rewrite", "merge", "hyper_diff",
+                                    "self_modify"]
     assert not set(CODE_OPERATORS) & set(OPERATORS)
     for name, cls in CODE_OPERATORS.items():
         assert cls.name == name and issubclass(cls, CodeOperator)

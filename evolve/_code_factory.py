@@ -1,0 +1,109 @@
+"""Build the live parts of a code run: the repository, sandboxes, gateways and the species."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+from archive import SQLiteStorage, Status
+from fitness import CodeBenchmark
+from sandboxes import (
+    Executor,
+    LLMGateway,
+    LocalExecutor,
+    RayExecutor,
+    SandboxError,
+    check_backends,
+    make_sandbox,
+)
+
+from ._code_genome import CODE_KIND
+from ._code_species import CodeSpecies
+from ._config import RunConfig, SandboxConfig
+from ._endpoints import Clients, sampling
+from ._errors import ConfigError
+from ._gateway_bridge import client_forward
+from ._repo import REPO_DIR, RunRepo
+from ._species import Lexicon
+from ._workshop import SELF_IMPROVE, Workshop, default_self_improve
+from .operators import (
+    default_code_hyper_mutation_prompts,
+    default_code_mutation_prompts,
+    default_thinking_styles,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def load_code_lexicon() -> Lexicon:
+    """The code operators' seed lists (evolve/data/code_*.txt)."""
+    return Lexicon(thinking_styles=default_thinking_styles(),
+                   mutation_prompts=default_code_mutation_prompts(),
+                   hyper_mutation_prompts=default_code_hyper_mutation_prompts())
+
+
+def check_sandbox(config: SandboxConfig) -> None:
+    """A clear error now, not at the first evaluation, when the backend cannot run here."""
+    if config.executor == "ray":
+        return  # the backend must work on the Ray nodes, not necessarily here
+    status = {s.name: s for s in check_backends()}.get(config.backend)
+    if status is not None and not status.available:
+        raise ConfigError(f"sandbox.backend {config.backend!r} cannot run here: {status.detail}"
+                          " (see 'evolve sandbox check'; 'evolve sandbox build' builds the "
+                          "image)")
+
+
+def repair_repo(storage: SQLiteStorage, repo: RunRepo) -> None:
+    """Make the git refs agree with the archive after a crash; a pending candidate whose
+    commit was lost is recorded as failed."""
+    commits = {c.id: str(c.genome.get("commit")) for c in storage.index.candidates()
+               if c.kind == CODE_KIND}
+    report = repo.reconcile(commits)
+    for cid in report.missing:
+        if storage.index.get(cid).status is Status.PENDING:
+            storage.finish_candidate(cid, Status.FAILED, reason=(
+                f"its commit {commits[cid][:12]} is missing from the run's git repository"))
+    if report.created or report.removed or report.missing:
+        logger.warning("repaired the run's git refs: %d restored, %d removed, %d commits "
+                       "missing", len(report.created), len(report.removed), len(report.missing))
+
+
+def sandbox_options(config: SandboxConfig) -> dict[str, object]:
+    return {"warm": config.warm} if config.backend == "docker" else {}
+
+
+def build_executor(config: SandboxConfig) -> Executor:
+    """The sandbox executor of a code run (nothing is started until the first job)."""
+    try:
+        if config.executor == "ray":
+            return RayExecutor(config.backend, sandbox_options(config), workers=config.workers,
+                               address=config.ray_address)
+        return LocalExecutor(make_sandbox(config.backend, **sandbox_options(config)),
+                             max_workers=config.workers)
+    except SandboxError as exc:
+        raise ConfigError(f"sandbox: {exc}") from None
+
+
+@asynccontextmanager
+async def open_code_species(config: RunConfig, storage: SQLiteStorage, clients: Clients,
+                            benchmark: CodeBenchmark, run_dir: Path) -> AsyncIterator[CodeSpecies]:
+    """The code species of one execution, with its executor and gateways, closed on exit."""
+    _, mutator_tokens = sampling(config.llm.mutator, "mutator")
+    async with AsyncExitStack() as stack:
+        executor = build_executor(config.sandbox)
+        stack.callback(executor.close)
+        task_gateway = await stack.enter_async_context(
+            LLMGateway(client_forward(clients.task), [clients.task.model]))
+        mutator_gateway = await stack.enter_async_context(
+            LLMGateway(client_forward(clients.mutator), [clients.mutator.model]))
+        workshop = Workshop(executor, mutator_gateway, token_budget=config.sandbox.token_budget)
+        yield CodeSpecies(
+            benchmark, RunRepo.open(run_dir / REPO_DIR, create=True), executor,
+            clients.mutator, storage.index, load_code_lexicon(),
+            gateway=task_gateway if benchmark.needs_llm else None,
+            token_budget=config.sandbox.token_budget, mutator_max_tokens=mutator_tokens,
+            workshop=workshop if benchmark.needs_llm else None,
+            extra_seed_files={SELF_IMPROVE: default_self_improve()} if benchmark.needs_llm
+            else {})

@@ -1,0 +1,164 @@
+"""What evolves: the genome-specific half of the engine.
+
+The ``Engine`` (``_steps.py``) does what every run does — choose the operator,
+record the child, stage the evaluation, write the archive. A ``Species`` does
+what depends on the genome: the founders, the operators' context, turning an
+operator's result into a stored genome, and scoring a candidate on examples.
+``PromptSpecies`` evolves task-prompts (Promptbreeder); ``CodeSpecies``
+(``_code_species.py``) evolves programs and agents kept in git.
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from archive import Candidate, ExampleScore, SplitScore, Usage
+from fitness import Benchmark, Example, PromptEvaluator
+
+from ._genome import PROMPT_KIND, PromptGenome
+from .operators import MutationContext, MutatorLLM, initial_population
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The seed lists the operators draw from."""
+
+    thinking_styles: Sequence[str]
+    mutation_prompts: Sequence[str]
+    hyper_mutation_prompts: Sequence[str]
+
+
+@dataclass(frozen=True)
+class Founder:
+    """A generation-0 candidate before it is written: its genome and how it was made."""
+
+    genome: Mapping[str, Any]
+    operator: str
+    exchanges: Sequence[Mapping[str, Any]] = ()
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A candidate's score on some examples, what it cost, and what went wrong.
+
+    ``failure`` (e.g. "timeout on 3 of 4 examples: ...") makes the candidate
+    ``failed`` with that reason; its scores are still recorded.
+    """
+
+    score: SplitScore
+    usage: Usage = Usage()
+    failure: str | None = None
+
+
+class Species(ABC):
+    """The genome-specific steps; one instance per execution of a run."""
+
+    kind: str
+
+    @abstractmethod
+    def split(self, name: str) -> Sequence[Example]:
+        """The benchmark's examples of split ``name``."""
+
+    @abstractmethod
+    async def founders(self, rng: np.random.Generator, size: int) -> list[Founder]:
+        """The generation-0 candidates (the seed first), at most ``size`` of them."""
+
+    @abstractmethod
+    def context(self, parent: Candidate, rng: np.random.Generator) -> Any:
+        """What an operator gets to make a child of ``parent``."""
+
+    @abstractmethod
+    def genome(self, mutation: Any, parent: Candidate, slot: int) -> dict[str, Any]:
+        """The stored genome of a valid child (materialised, e.g. committed to git)."""
+
+    def invalid_genome(self, parent: Candidate) -> dict[str, Any]:
+        """The genome recorded for an invalid child: the parent's, unchanged."""
+        return dict(parent.genome)
+
+    @abstractmethod
+    async def score(self, candidate: Candidate, split: str,
+                    examples: Sequence[Example]) -> Scored:
+        """Score ``candidate`` on ``examples``; the result is recorded under ``split``."""
+
+    def committed(self, candidates: Sequence[Candidate]) -> None:  # noqa: B027
+        """Called once ``candidates`` are in the archive (code: keeps their commits alive)."""
+
+
+class PromptSpecies(Species):
+    """Task-prompts scored by the task model on a prompt benchmark."""
+
+    kind = PROMPT_KIND
+
+    def __init__(self, benchmark: Benchmark, evaluator: PromptEvaluator, mutator: MutatorLLM,
+                 view: Any, lexicon: Lexicon, *, seed_prompt: str, task_prompts: int,
+                 mutator_max_tokens: int) -> None:
+        self.benchmark = benchmark
+        self.evaluator = evaluator
+        self.mutator = mutator
+        self.view = view
+        self.lexicon = lexicon
+        self.seed_prompt = seed_prompt
+        self.task_prompts = task_prompts
+        self.mutator_max_tokens = mutator_max_tokens
+
+    def split(self, name: str) -> Sequence[Example]:
+        return self.benchmark.split(name)
+
+    async def founders(self, rng: np.random.Generator, size: int) -> list[Founder]:
+        lex = self.lexicon
+        seed_mp = lex.mutation_prompts[int(rng.integers(len(lex.mutation_prompts)))]
+        prompts = (self.seed_prompt,) * self.task_prompts
+        founders = [Founder(PromptGenome(prompts, seed_mp).to_dict(), "seed")]
+        units = await initial_population(
+            size=size - 1, problem=self.benchmark.description,
+            thinking_styles=lex.thinking_styles, mutation_prompts=lex.mutation_prompts,
+            llm=self.mutator, rng=rng, n_task_prompts=self.task_prompts,
+            max_tokens=self.mutator_max_tokens)
+        return founders + [Founder(u.genome.to_dict(), "init", u.exchanges) for u in units]
+
+    def context(self, parent: Candidate, rng: np.random.Generator) -> MutationContext:
+        return MutationContext(
+            parent=parent,
+            view=self.view,
+            rng=rng,
+            llm=self.mutator,
+            problem=self.benchmark.description,
+            thinking_styles=self.lexicon.thinking_styles,
+            mutation_prompts=self.lexicon.mutation_prompts,
+            hyper_mutation_prompts=self.lexicon.hyper_mutation_prompts,
+            correct_workings=self.correct_workings(parent),
+            max_tokens=self.mutator_max_tokens,
+        )
+
+    def correct_workings(self, candidate: Candidate) -> list[tuple[str, str]]:
+        train = candidate.scores.get("train")
+        if train is None:
+            return []
+        questions = self.train_by_id
+        return [(questions[e.example_id].question, e.output)
+                for e in train.examples if e.score >= 1.0 and e.example_id in questions]
+
+    @functools.cached_property
+    def train_by_id(self) -> dict[str, Example]:
+        return {e.id: e for e in self.benchmark.split("train")}
+
+    def genome(self, mutation: Any, parent: Candidate, slot: int) -> dict[str, Any]:
+        return mutation.genome.to_dict()
+
+    async def score(self, candidate: Candidate, split: str,
+                    examples: Sequence[Example]) -> Scored:
+        genome = PromptGenome.from_dict(candidate.genome)
+        result = await self.evaluator.evaluate(
+            genome.task_prompts, genome.context, examples, seed=candidate.slot)
+        score = SplitScore(split, result.mean, tuple(
+            ExampleScore(r.example_id, r.score, r.output) for r in result.results))
+        usage = Usage(calls=result.calls - result.cache_hits, cache_hits=result.cache_hits,
+                      prompt_tokens=result.prompt_tokens,
+                      completion_tokens=result.completion_tokens)
+        return Scored(score, usage)

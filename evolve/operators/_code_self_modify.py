@@ -1,0 +1,67 @@
+"""Self-modification (Darwin Gödel Machine): the parent agent improves its own code.
+
+The parent agent runs inside a sandbox on a checkout of its own code, with its
+evaluation (scores, failures) beside it, and reaches the LLM only through the
+gateway (``Workshop.self_modify``); it diagnoses what to improve and edits its
+own files. The files it leaves are the child, if they changed, compile, and
+pass the agent's own tests (when it has any). The run is recorded as one
+exchange with its log and its LLM usage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from sandboxes import EndReason
+
+from .._schema import doc
+from ._base import InvalidChild
+from ._code_base import CodeMutation, CodeMutationContext, CodeOperator
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelfModify(CodeOperator):
+    """The parent agent edits its own code in a sandbox (needs an agent benchmark)."""
+
+    name: ClassVar[str] = "self_modify"
+
+    entry_point: str = doc("The agent's self-improvement script, run as python3 <file>.",
+                           "self_improve.py")
+
+    async def mutate(self, ctx: CodeMutationContext) -> CodeMutation:
+        workshop = ctx.workshop
+        if workshop is None:
+            raise InvalidChild("self_modify needs an agent benchmark (one whose candidates "
+                               "call the LLM) and a sandbox")
+        if self.entry_point not in ctx.parent_files:
+            raise InvalidChild(f"the agent has no {self.entry_point} to improve itself with")
+        run = await workshop.self_modify(
+            ctx.parent_files, evaluation=ctx.feedback, problem=ctx.problem,
+            key=f"self-modify:{ctx.parent.id}:{int(ctx.rng.integers(1 << 31))}")
+        exchange: dict[str, Any] = {
+            "kind": "self_modify", "end": str(run.reason), "log": run.log,
+            "calls": run.usage.requests, "refused": run.usage.refused, "cached": False,
+            "prompt_tokens": run.usage.prompt_tokens,
+            "completion_tokens": run.usage.completion_tokens}
+        exchanges = (exchange,)
+        if run.reason is not EndReason.OK:
+            raise InvalidChild(f"the self-improvement run ended with {run.reason}: "
+                               f"{run.log[-300:]}", exchanges)
+        changed = sorted(p for p, text in run.files.items() if ctx.parent_files.get(p) != text)
+        if not changed:
+            raise InvalidChild("the agent left its code unchanged", exchanges)
+        for path in changed:
+            if path.endswith(".py"):
+                try:
+                    compile(run.files[path], path, "exec")
+                except SyntaxError as exc:
+                    raise InvalidChild(f"syntax error in {path} line {exc.lineno}: {exc.msg}",
+                                       exchanges) from None
+        failure = await workshop.run_tests(run.files)
+        if failure is not None:
+            raise InvalidChild(failure, exchanges)
+        parent_prompt = str(ctx.parent.genome.get("mutation_prompt", ""))
+        return CodeMutation(files=dict(run.files), mutation_prompt=parent_prompt,
+                            exchanges=exchanges,
+                            message=f"self-modification of {', '.join(changed)}")
