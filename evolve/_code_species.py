@@ -128,7 +128,8 @@ class CodeSpecies(Species):
             session = None
             if self.benchmark.needs_llm and self.gateway is not None:
                 session = await stack.enter_async_context(self.gateway.session(
-                    f"{candidate.id}:{split}", token_budget=self.token_budget))
+                    f"{candidate.id}:{split}", token_budget=self.token_budget,
+                    seed=candidate.slot))
             env = EvaluationEnv(self.executor, session.socket_path if session else None)
             evaluation = await self.benchmark.evaluate(files, examples, env)
         usage = gateway_usage(session.usage) if session is not None else Usage()

@@ -179,8 +179,15 @@ def format_show(data: dict[str, Any]) -> str:
     for split, score in data["scores"].items():
         right = sum(1 for e in score["examples"] if e[1] >= 1.0)
         lines.append(f"score {split}: {score['mean']:.3f} ({right}/{len(score['examples'])})")
+        if "diffs" in data and not split.startswith("stage"):  # code: what each run did
+            lines += [f"  {e[0]}: {e[1]:.3f} {_clip(e[2], 200)}" for e in score["examples"]]
     mutation = data["mutation"] or {}
     for n, ex in enumerate(mutation.get("exchanges", []), start=1):
+        if ex.get("kind") == "self_modify":
+            lines.append(f"self-modification run {n} (ended {ex.get('end')}, "
+                         f"{ex.get('calls', 0)} LLM calls, {ex.get('refused', 0)} refused):")
+            lines += [f"  {line}" for line in str(ex.get("log", "")).splitlines()]
+            continue
         lines.append(f"mutation request {n}:")
         for message in ex.get("messages", []):
             lines.append(f"  [{message.get('role')}] {message.get('content')}")
@@ -210,3 +217,8 @@ def _code_lines(data: dict[str, Any]) -> list[str]:
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -40,7 +40,9 @@ class Workshop:
     """Runs an agent's self-improvement and tests in sandboxes through ``executor``.
 
     ``gateway`` serves the mutator model; each self-improvement run gets a
-    session with ``token_budget`` tokens. ``limits`` bound each run.
+    session with ``token_budget`` tokens, whose requests without a seed are
+    seeded from ``seed`` (drawn from the child's generator: reproducible, and
+    different for each child of a parent). ``limits`` bound each run.
     """
 
     def __init__(self, executor: Executor, gateway: LLMGateway, *, token_budget: int | None,
@@ -51,12 +53,13 @@ class Workshop:
         self.limits = limits or Limits(wall_seconds=300, memory_mb=512)
 
     async def self_modify(self, files: Mapping[str, str], *, evaluation: str, problem: str,
-                          key: str) -> SelfModification:
+                          key: str, seed: int | None = None) -> SelfModification:
         inputs = {path: text.encode() for path, text in files.items()}
         inputs.update(guest_client_files())
         inputs["EVALUATION.md"] = evaluation.encode()
         inputs["PROBLEM.md"] = problem.encode()
-        async with self.gateway.session(key, token_budget=self.token_budget) as session:
+        async with self.gateway.session(key, token_budget=self.token_budget,
+                                        seed=seed) as session:
             result = await self.executor.run(Job(
                 ("python3", SELF_IMPROVE), files=inputs, collect=tuple(files),
                 limits=self.limits, llm_socket=session.socket_path))

@@ -139,17 +139,20 @@ class LLMGateway:
         return f"LLMGateway(models={list(self.models)!r}, open_sessions={len(self._sessions)})"
 
     def session(self, key: str, token_budget: int | None = None,
-                max_tokens_cap: int | None = None) -> GatewaySession:
+                max_tokens_cap: int | None = None, seed: int | None = None) -> GatewaySession:
         """A new session for candidate ``key`` (use it with ``async with``).
 
         ``token_budget`` caps prompt + completion tokens over the session (None:
         unlimited); ``max_tokens_cap`` caps ``max_tokens`` of each request.
+        ``seed``: a request that names no seed gets ``seed + n`` (n counts the
+        session's seeded requests from 0), so that two sessions making the same
+        request (two children of one parent) get different samples, reproducibly.
         """
         if token_budget is not None and token_budget < 0:
             raise ValueError(f"token_budget must be >= 0 or None, got {token_budget}")
         if max_tokens_cap is not None and max_tokens_cap < 1:
             raise ValueError(f"max_tokens_cap must be >= 1 or None, got {max_tokens_cap}")
-        return GatewaySession(self, key, token_budget, max_tokens_cap)
+        return GatewaySession(self, key, token_budget, max_tokens_cap, seed)
 
     async def __aenter__(self) -> LLMGateway:
         return self
@@ -174,11 +177,13 @@ class GatewaySession:
     """
 
     def __init__(self, gateway: LLMGateway, key: str, token_budget: int | None,
-                 max_tokens_cap: int | None) -> None:
+                 max_tokens_cap: int | None, seed: int | None = None) -> None:
         self.gateway = gateway
         self.key = key
         self.token_budget = token_budget
         self.max_tokens_cap = max_tokens_cap
+        self.seed = seed
+        self._seeded = 0  # requests given a seed so far
         self.connections = 0  # connections accepted so far
         self._counts = dict.fromkeys(GatewayUsage.__dataclass_fields__, 0)
         self._dir: str | None = None
@@ -333,6 +338,9 @@ class GatewaySession:
             raise GatewayHTTPError(400, f"the request body is not valid JSON: {exc}",
                                    code="invalid_json") from exc
         body = clean_body(request.path.rstrip("/"), raw, self.gateway.models)
+        if self.seed is not None and "seed" not in body:
+            body["seed"] = self.seed + self._seeded
+            self._seeded += 1
         if self.token_budget is None:
             return 200, await self._complete(request.path.rstrip("/"), body)
         assert self._lock is not None

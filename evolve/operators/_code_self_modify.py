@@ -36,9 +36,10 @@ class SelfModify(CodeOperator):
                                "call the LLM) and a sandbox")
         if self.entry_point not in ctx.parent_files:
             raise InvalidChild(f"the agent has no {self.entry_point} to improve itself with")
+        seed = int(ctx.rng.integers(1 << 31))
         run = await workshop.self_modify(
             ctx.parent_files, evaluation=ctx.feedback, problem=ctx.problem,
-            key=f"self-modify:{ctx.parent.id}:{int(ctx.rng.integers(1 << 31))}")
+            key=f"self-modify:{ctx.parent.id}:{seed}", seed=seed)
         exchange: dict[str, Any] = {
             "kind": "self_modify", "end": str(run.reason), "log": run.log,
             "calls": run.usage.requests, "refused": run.usage.refused, "cached": False,

@@ -386,3 +386,18 @@ def test_guest_chat_through_the_real_local_model(tmp_path: Path, llama: Any) -> 
     assert before_last < 150  # the last request was admitted below the budget...
     assert answered[-1]["completion_tokens"] <= 150 - before_last  # ...its completion clamped
     assert log.calls == [("real", usage)]
+
+
+def test_a_seeded_session_seeds_requests_that_name_none(tmp_path: Path) -> None:
+    fake = FakeLLM()
+
+    async def scenario() -> None:
+        async with gateway_for(fake) as gateway:
+            async with gateway.session("s", seed=40) as session:
+                await run_guest(tmp_path, session.socket_path, """
+                    llm.chat("a"); llm.chat("b", seed=7); llm.chat("c")
+                    print(json.dumps(None))
+                """)
+
+    asyncio.run(scenario())
+    assert [body.get("seed") for _, body in fake.calls] == [40, 7, 41]
