@@ -8,8 +8,6 @@ in ``_CLASSES``.
 
 from __future__ import annotations
 
-import inspect
-import typing
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -19,7 +17,7 @@ from ._circle_packing import CirclePackingBenchmark
 from ._code_benchmark import CodeBenchmark
 from ._errors import BenchmarkError
 from ._humaneval import HumanEvalAgentBenchmark
-from ._registry import REQUIRED, BenchmarkOption, _describe, _matches
+from ._registry import BenchmarkOption, class_options, construct
 from ._user_benchmark import DirectoryBenchmark
 
 _CLASSES: Mapping[str, type[CodeBenchmark]] = MappingProxyType(
@@ -50,13 +48,7 @@ def code_benchmark_options(kind: str) -> dict[str, BenchmarkOption]:
 
     Options without a default have the default ``REQUIRED``.
     """
-    cls = _code_benchmark_class(kind)
-    docs: Mapping[str, str] = getattr(cls, "OPTION_DOCS", {})
-    options = {}
-    for name, parameter in inspect.signature(cls).parameters.items():
-        default = REQUIRED if parameter.default is inspect.Parameter.empty else parameter.default
-        options[name] = BenchmarkOption(default, docs.get(name, ""))
-    return options
+    return class_options(_code_benchmark_class(kind))
 
 
 def make_code_benchmark(kind: str, /, **options: Any) -> CodeBenchmark:
@@ -65,27 +57,4 @@ def make_code_benchmark(kind: str, /, **options: Any) -> CodeBenchmark:
     Unknown kinds, unknown or missing options and options of the wrong type
     raise ``BenchmarkError`` naming what is allowed.
     """
-    cls = _code_benchmark_class(kind)
-    allowed = inspect.signature(cls).parameters
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise BenchmarkError(
-            f"unknown option(s) {', '.join(unknown)} for code benchmark kind {kind!r}; "
-            f"allowed: {', '.join(allowed) or 'none'}"
-        )
-    missing = [
-        name
-        for name, parameter in allowed.items()
-        if parameter.default is inspect.Parameter.empty and name not in options
-    ]
-    if missing:
-        raise BenchmarkError(f"code benchmark kind {kind!r} needs option(s) {', '.join(missing)}")
-    hints = typing.get_type_hints(cls.__init__)
-    for name, value in options.items():
-        expected = hints.get(name)
-        if expected is not None and not _matches(value, expected):
-            raise BenchmarkError(
-                f"option {name!r} of code benchmark kind {kind!r} must be "
-                f"{_describe(expected)}, got {value!r}"
-            )
-    return cls(**options)
+    return construct(_code_benchmark_class(kind), f"code benchmark kind {kind!r}", options)

@@ -66,13 +66,7 @@ def benchmark_options(kind: str) -> dict[str, BenchmarkOption]:
 
     Options without a default have the default ``REQUIRED``.
     """
-    cls = _benchmark_class(kind)
-    docs: Mapping[str, str] = getattr(cls, "OPTION_DOCS", {})
-    options = {}
-    for name, parameter in inspect.signature(cls).parameters.items():
-        default = REQUIRED if parameter.default is inspect.Parameter.empty else parameter.default
-        options[name] = BenchmarkOption(default, docs.get(name, ""))
-    return options
+    return class_options(_benchmark_class(kind))
 
 
 def make_benchmark(kind: str, /, **options: Any) -> Benchmark:
@@ -81,14 +75,28 @@ def make_benchmark(kind: str, /, **options: Any) -> Benchmark:
     Unknown kinds, unknown or missing options and options of the wrong type
     raise ``BenchmarkError`` naming what is allowed.
     """
-    cls = _benchmark_class(kind)
-    signature = inspect.signature(cls)
-    allowed = signature.parameters
+    return construct(_benchmark_class(kind), f"benchmark kind {kind!r}", options)
+
+
+def class_options(cls: type) -> dict[str, BenchmarkOption]:
+    """A class's constructor options, documented by its ``OPTION_DOCS`` mapping."""
+    docs: Mapping[str, str] = getattr(cls, "OPTION_DOCS", {})
+    options = {}
+    for name, parameter in inspect.signature(cls).parameters.items():
+        default = REQUIRED if parameter.default is inspect.Parameter.empty else parameter.default
+        options[name] = BenchmarkOption(default, docs.get(name, ""))
+    return options
+
+
+def construct(cls: type, what: str, options: Mapping[str, Any]) -> Any:
+    """``cls(**options)`` after checking the options against its constructor; ``what``
+    names the kind in errors (e.g. "benchmark kind 'jsonl'")."""
+    allowed = inspect.signature(cls).parameters
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise BenchmarkError(
-            f"unknown option(s) {', '.join(unknown)} for benchmark kind {kind!r}; "
-            f"allowed: {', '.join(allowed)}"
+            f"unknown option(s) {', '.join(unknown)} for {what}; "
+            f"allowed: {', '.join(allowed) or 'none'}"
         )
     missing = [
         name
@@ -96,14 +104,13 @@ def make_benchmark(kind: str, /, **options: Any) -> Benchmark:
         if parameter.default is inspect.Parameter.empty and name not in options
     ]
     if missing:
-        raise BenchmarkError(f"benchmark kind {kind!r} needs option(s) {', '.join(missing)}")
+        raise BenchmarkError(f"{what} needs option(s) {', '.join(missing)}")
     hints = typing.get_type_hints(cls.__init__)
     for name, value in options.items():
         expected = hints.get(name)
         if expected is not None and not _matches(value, expected):
             raise BenchmarkError(
-                f"option {name!r} of benchmark kind {kind!r} must be {_describe(expected)}, "
-                f"got {value!r}"
+                f"option {name!r} of {what} must be {_describe(expected)}, got {value!r}"
             )
     return cls(**options)
 

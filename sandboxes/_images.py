@@ -35,6 +35,7 @@ from pathlib import Path
 
 from ._aptsources import mirror_for, system_suite
 from ._base import SandboxError
+from ._workspace import pid_alive
 
 logger = logging.getLogger(__name__)
 
@@ -339,7 +340,7 @@ def remove_stale_tmp(parent: Path) -> list[Path]:
     removed = []
     for path in parent.glob(f".*{_TMP_MARK}*"):
         pid_text = path.name.rsplit(_TMP_MARK, 1)[1].split("-", 1)[0]
-        if pid_text.isdigit() and _pid_alive(int(pid_text)):
+        if pid_text.isdigit() and pid_alive(int(pid_text)):
             continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
@@ -347,15 +348,6 @@ def remove_stale_tmp(parent: Path) -> list[Path]:
             path.unlink(missing_ok=True)
         removed.append(path)
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

@@ -202,7 +202,7 @@ def sweep_stale(parent: str) -> list[Path]:
         if not name.startswith(PREFIX):
             continue
         owner = name[len(PREFIX):].split("-", 1)[0]
-        if not owner.isdigit() or int(owner) == os.getpid() or _alive(int(owner)):
+        if not owner.isdigit() or int(owner) == os.getpid() or pid_alive(int(owner)):
             continue
         stale = Path(parent) / name
         _remove(Workspace(base=stale, work=stale / "work", size_bytes=0))
@@ -212,7 +212,8 @@ def sweep_stale(parent: str) -> list[Path]:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (possibly as another user's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

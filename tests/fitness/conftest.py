@@ -1,4 +1,5 @@
-"""Fixtures for fitness tests: the real local llama.cpp server and a minimal task model."""
+"""Fixtures for fitness tests: the real local llama.cpp server, a minimal task model, and
+the sandboxes that program benchmarks run in (process, and bwrap where it can run)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from sandboxes import Sandbox, make_sandbox
+from tests.sandboxes.conftest import bwrap_problem, unavailable
 
 ACCURACY_KEY = pytest.StashKey[list[str]]()
 
@@ -111,3 +115,15 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.section("SmolLM2-135M-Instruct accuracy on the built-in benchmarks")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="module", params=["process", "bwrap"])
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    box = make_sandbox(request.param)
+    if request.param == "bwrap":
+        problem = bwrap_problem(box)  # type: ignore[arg-type]
+        if problem:
+            box.close()
+            unavailable(problem)
+    yield box
+    box.close()

