@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -92,3 +93,9 @@ def isolating_sandbox(request: pytest.FixtureRequest) -> Sandbox:
     sandbox = request.getfixturevalue(f"{request.param}_sandbox")
     assert sandbox.isolated
     return sandbox
+
+
+@pytest.fixture
+def token() -> str:
+    """A fresh marker for one hostile test (in secrets, file names, process names)."""
+    return uuid.uuid4().hex
