@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
 
 from archive import SQLiteStorage, Status
 from fitness import CodeBenchmark
@@ -25,7 +23,7 @@ from ._config import RunConfig, SandboxConfig
 from ._endpoints import Clients, sampling
 from ._errors import ConfigError
 from ._gateway_bridge import client_forward
-from ._repo import REPO_DIR, RunRepo
+from ._repo import RunRepo
 from ._species import Lexicon
 from ._workshop import SELF_IMPROVE, Workshop, default_self_improve
 from .operators import (
@@ -33,8 +31,6 @@ from .operators import (
     default_code_mutation_prompts,
     default_thinking_styles,
 )
-
-logger = logging.getLogger(__name__)
 
 
 def load_code_lexicon() -> Lexicon:
@@ -65,9 +61,6 @@ def repair_repo(storage: SQLiteStorage, repo: RunRepo) -> None:
         if storage.index.get(cid).status is Status.PENDING:
             storage.finish_candidate(cid, Status.FAILED, reason=(
                 f"its commit {commits[cid][:12]} is missing from the run's git repository"))
-    if report.created or report.removed or report.missing:
-        logger.warning("repaired the run's git refs: %d restored, %d removed, %d commits "
-                       "missing", len(report.created), len(report.removed), len(report.missing))
 
 
 def sandbox_options(config: SandboxConfig) -> dict[str, object]:
@@ -88,22 +81,24 @@ def build_executor(config: SandboxConfig) -> Executor:
 
 @asynccontextmanager
 async def open_code_species(config: RunConfig, storage: SQLiteStorage, clients: Clients,
-                            benchmark: CodeBenchmark, run_dir: Path) -> AsyncIterator[CodeSpecies]:
-    """The code species of one execution, with its executor and gateways, closed on exit."""
+                            benchmark: CodeBenchmark, repo: RunRepo) -> AsyncIterator[CodeSpecies]:
+    """The code species of one execution, with its executor and (for agents) the gateways
+    of the task model and of self-modification; all closed on exit."""
     _, mutator_tokens = sampling(config.llm.mutator, "mutator")
+    budget = config.sandbox.token_budget
     async with AsyncExitStack() as stack:
         executor = build_executor(config.sandbox)
         stack.callback(executor.close)
-        task_gateway = await stack.enter_async_context(
-            LLMGateway(client_forward(clients.task), [clients.task.model]))
-        mutator_gateway = await stack.enter_async_context(
-            LLMGateway(client_forward(clients.mutator), [clients.mutator.model]))
-        workshop = Workshop(executor, mutator_gateway, token_budget=config.sandbox.token_budget)
+        task_gateway = workshop = None
+        extra_seed_files = {}
+        if benchmark.needs_llm:
+            task_gateway = await stack.enter_async_context(
+                LLMGateway(client_forward(clients.task), [clients.task.model]))
+            mutator_gateway = await stack.enter_async_context(
+                LLMGateway(client_forward(clients.mutator), [clients.mutator.model]))
+            workshop = Workshop(executor, mutator_gateway, token_budget=budget)
+            extra_seed_files = {SELF_IMPROVE: default_self_improve()}
         yield CodeSpecies(
-            benchmark, RunRepo.open(run_dir / REPO_DIR, create=True), executor,
-            clients.mutator, storage.index, load_code_lexicon(),
-            gateway=task_gateway if benchmark.needs_llm else None,
-            token_budget=config.sandbox.token_budget, mutator_max_tokens=mutator_tokens,
-            workshop=workshop if benchmark.needs_llm else None,
-            extra_seed_files={SELF_IMPROVE: default_self_improve()} if benchmark.needs_llm
-            else {})
+            benchmark, repo, executor, clients.mutator, storage.index, load_code_lexicon(),
+            gateway=task_gateway, token_budget=budget, mutator_max_tokens=mutator_tokens,
+            workshop=workshop, extra_seed_files=extra_seed_files)

@@ -184,10 +184,11 @@ class Run:
         if self.config.evolution.genome != "code":
             yield build_prompt_species(self.config, self.storage, clients, benchmark)
             return
-        repair_repo(self.storage, RunRepo.open(self.directory / REPO_DIR, create=True))
-        async with open_code_species(self.config, self.storage, clients, benchmark,
-                                     self.directory) as species:
-            yield species
+        with RunRepo.open(self.directory / REPO_DIR, create=True) as repo:
+            repair_repo(self.storage, repo)
+            async with open_code_species(self.config, self.storage, clients, benchmark,
+                                         repo) as species:
+                yield species
 
     def _lock(self) -> _RunLock:
         return _RunLock(self.directory / LOCK_FILE)

@@ -175,23 +175,24 @@ class Engine:
         if not self.stages:
             scored = await self.species.score(candidate, "train", batch)
             return [scored.score], scored.usage, scored.failure
+        parts: list[tuple[Sequence[Example], float | None]] = []
+        start = 0
+        for stage in self.stages:
+            parts.append((batch[start:start + stage.examples], stage.threshold))
+            start += stage.examples
+        parts.append((batch[start:], None))  # the rest of the batch, if any
         done: list[ExampleScore] = []
-        scores, usage, failure, start = [], Usage(), None, 0
-        bounds = [stage.examples for stage in self.stages] + [len(batch)]
-        thresholds = [stage.threshold for stage in self.stages] + [None]
-        for number, (size, threshold) in enumerate(zip(bounds, thresholds, strict=True), 1):
-            part = batch[start:start + size] if threshold is not None else batch[start:]
+        scores, usage, failure, mean = [], Usage(), None, 0.0
+        for number, (part, threshold) in enumerate(parts, 1):
             if not part:
                 break
             scored = await self.species.score(candidate, f"stage{number}", part)
             scores.append(scored.score)
             usage, failure = usage + scored.usage, failure or scored.failure
             done += scored.score.examples
-            start += len(part)
             mean = math.fsum(e.score for e in done) / len(done)
             if failure or (threshold is not None and mean < threshold):
                 break
-        mean = math.fsum(e.score for e in done) / len(done) if done else 0.0
         return [SplitScore("train", mean, tuple(done)), *scores], usage, failure
 
     async def validate(self, candidate: Candidate) -> Candidate:

@@ -41,7 +41,7 @@ from ._benchmark import SPLITS, Example
 from ._code_benchmark import CodeBenchmark, EvaluationEnv
 from ._errors import BenchmarkError
 from ._procedural import check_int, check_split_name
-from ._program_eval import ProgramEvaluation, ProgramEvaluator, ProgramTask
+from ._program_eval import ProgramEvaluation, ProgramEvaluator, ProgramTask, json_output
 
 PROGRAM = "heuristic.py"
 INPUT = "items.json"
@@ -141,13 +141,9 @@ class BinPackingTask(ProgramTask):
 
     def assess(self, example: Example, result: Result) -> tuple[float, str]:
         items, capacity = example.meta["items"], example.meta["capacity"]
-        data = result.files.get(OUTPUT)
-        if data is None:
-            return 0.0, f"invalid: {PROGRAM} wrote no {OUTPUT}"
-        try:
-            assignment = json.loads(data)
-        except ValueError as error:  # also UnicodeDecodeError
-            return 0.0, f"invalid: {OUTPUT} is not JSON ({error})"[:300]
+        assignment, unreadable = json_output(result, OUTPUT, PROGRAM)
+        if unreadable:
+            return 0.0, unreadable
         used, why = check_assignment(items, capacity, assignment)
         if used is None:
             return 0.0, f"invalid: {why}"

@@ -40,7 +40,7 @@ from ._benchmark import Example
 from ._code_benchmark import CodeBenchmark, EvaluationEnv
 from ._errors import BenchmarkError
 from ._procedural import check_split_name
-from ._program_eval import ProgramEvaluation, ProgramEvaluator, ProgramTask
+from ._program_eval import ProgramEvaluation, ProgramEvaluator, ProgramTask, json_output
 
 #: slack allowed in the containment and overlap checks (rounding only)
 TOL = 1e-9
@@ -152,13 +152,9 @@ class CirclePackingTask(ProgramTask):
         return self.assess(example, result)[0]
 
     def assess(self, example: Example, result: Result) -> tuple[float, str]:
-        data = result.files.get(OUTPUT)
-        if data is None:
-            return 0.0, f"invalid: {PROGRAM} wrote no {OUTPUT}"
-        try:
-            circles = json.loads(data)
-        except ValueError as error:  # also UnicodeDecodeError
-            return 0.0, f"invalid: {OUTPUT} is not JSON ({error})"[:300]
+        circles, unreadable = json_output(result, OUTPUT, PROGRAM)
+        if unreadable:
+            return 0.0, unreadable
         total, why = check_packing(circles, self.n)
         if total is None:
             return 0.0, f"invalid: {why}"

