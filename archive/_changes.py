@@ -23,8 +23,12 @@ from typing import Any, Protocol
 from ._index import ArchiveIndex
 from ._records import (
     FINAL_STATUSES,
+    AddScores,
+    CacheEntry,
     Candidate,
+    Change,
     ExampleScore,
+    Finish,
     NewCandidate,
     SplitScore,
     Status,
@@ -73,6 +77,8 @@ class Plan:
     texts: Mapping[str, str | None] = field(default_factory=dict)
     #: split -> JSON text of its examples, for each split whose scores changed
     score_texts: Mapping[str, str] = field(default_factory=dict)
+    #: the status the candidate had before the change (None: a new candidate)
+    before: Status | None = None
 
 
 class _Encoder:
@@ -115,8 +121,9 @@ class _Encoder:
             result[score.split] = self.split_score(score)
         return result
 
-    def plan(self, candidate: Candidate, retired: Sequence[Candidate] = ()) -> Plan:
-        return Plan(candidate, tuple(retired), self.texts, self.score_texts)
+    def plan(self, candidate: Candidate, retired: Sequence[Candidate] = (),
+             before: Status | None = None) -> Plan:
+        return Plan(candidate, tuple(retired), self.texts, self.score_texts, before)
 
 
 class IndexView(Protocol):
@@ -217,20 +224,29 @@ def plan_add_many(
     return plans, [view.get(p.candidate.id) for p in plans]
 
 
-def plan_finish(
-    index: ArchiveIndex,
-    candidate_id: int,
-    status: Status,
-    *,
-    reason: str | None,
-    scores: Sequence[SplitScore],
-    usage: Usage,
-    timings: Mapping[str, float] | None,
-    now: float,
-) -> Plan:
-    """The candidate moved from pending to the final ``status``."""
+def plan_write(
+    index: ArchiveIndex, changes: Sequence[Change], now: float
+) -> list[Plan]:
+    """Plans for applying ``changes`` in order, each seeing the ones before it."""
+    view = _Overlay(index)
+    plans = []
+    for change in changes:
+        if isinstance(change, Finish):
+            plan = plan_finish(view, change, now)
+        elif isinstance(change, AddScores):
+            plan = plan_add_scores(view, change, now)
+        else:
+            raise TypeError(f"not an archive change: {change!r}")
+        view.put(plan.candidate)
+        plans.append(plan)
+    return plans
+
+
+def plan_finish(index: IndexView, change: Finish, now: float) -> Plan:
+    """The candidate moved from pending to the final status."""
+    candidate_id, reason = change.candidate_id, change.reason
     current = _existing(index, candidate_id, "candidate")
-    status = Status(status)
+    status = Status(change.status)
     if status not in FINAL_STATUSES:
         raise InvalidTransitionError(f"cannot finish candidate #{candidate_id} as {status}")
     if current.status is not Status.PENDING:
@@ -243,30 +259,29 @@ def plan_finish(
         current,
         status=status,
         reason=None if reason is None else text(reason, "reason"),
-        scores={**current.scores, **enc.scores(scores)},
-        usage=enc.usage(current.usage + usage),
-        timings=enc.mapping("timings", {**current.timings, **(timings or {})}),
+        scores={**current.scores, **enc.scores(change.scores)},
+        usage=enc.usage(current.usage + change.usage),
+        timings=enc.mapping("timings", {**current.timings, **(change.timings or {})}),
         updated_at=now,
-    ))
+    ), before=current.status)
 
 
-def plan_add_scores(
-    index: ArchiveIndex, candidate_id: int, score: SplitScore, usage: Usage, now: float
-) -> Plan:
-    """The evaluated candidate with ``score`` added (or replacing that split's scores)."""
-    current = _existing(index, candidate_id, "candidate")
+def plan_add_scores(index: IndexView, change: AddScores, now: float) -> Plan:
+    """The evaluated candidate with the score added (or replacing that split's scores)."""
+    current = _existing(index, change.candidate_id, "candidate")
     if current.status is not Status.EVALUATED:
         raise InvalidTransitionError(
-            f"candidate #{candidate_id} is {current.status}; only evaluated candidates get "
-            "more scores")
+            f"candidate #{change.candidate_id} is {current.status}; only evaluated "
+            "candidates get more scores")
     enc = _Encoder()
-    new = enc.split_score(score)
+    new = enc.split_score(change.score)
+    enc.texts["timings"] = dumps(current.timings)
     return enc.plan(replace(
         current,
         scores={**current.scores, new.split: new},
-        usage=enc.usage(current.usage + usage),
+        usage=enc.usage(current.usage + change.usage),
         updated_at=now,
-    ))
+    ), before=current.status)
 
 
 def plan_import(index: ArchiveIndex, candidate: Candidate) -> Plan:
@@ -321,9 +336,17 @@ def encode_meta(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(text(key, "meta key"), dumps(value)) for key, value in values.items()]
 
 
-def encode_cache_entry(
-    key: str, request: Mapping[str, Any], response: Mapping[str, Any]
-) -> tuple[str, str, str]:
-    """(key, request JSON, response JSON) for ``cache_put``."""
-    return (text(key, "cache key"), _object_text(request, "request"),
-            _object_text(response, "response"))
+def encode_cache_entry(entry: CacheEntry) -> tuple[str, str, str]:
+    """(key, request JSON, response JSON) of a cache entry; a value given as text is
+    taken as the JSON text of an object (checked only for being text)."""
+    key, request, response = entry
+    return (text(key, "cache key"), _json_object(request, "request"),
+            _json_object(response, "response"))
+
+
+def _json_object(value: Mapping[str, Any] | str, what: str) -> str:
+    if isinstance(value, str):
+        if not value.lstrip().startswith("{"):
+            raise ValueError(f"{what} text is not a JSON object: {value[:40]!r}")
+        return text(value, what)
+    return _object_text(value, what)

@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from . import _changes as changes
+from . import _changes
 from ._index import ArchiveIndex
-from ._records import Candidate, NewCandidate, SplitScore, Status, Usage
+from ._records import CacheEntry, Candidate, Change, NewCandidate
 from ._storage import ArchiveStorage
 
 
@@ -39,7 +39,7 @@ class InMemoryStorage(ArchiveStorage):
         return default if value is None else json.loads(value)
 
     def set_meta(self, values: Mapping[str, Any]) -> None:
-        rows = changes.encode_meta(values)
+        rows = _changes.encode_meta(values)
         with self._lock:
             self._meta.update(rows)
 
@@ -50,7 +50,7 @@ class InMemoryStorage(ArchiveStorage):
     # -- candidates -------------------------------------------------------------------
     def add_candidate(self, new: NewCandidate, retire: Sequence[int] = ()) -> Candidate:
         with self._lock:
-            plan = changes.plan_add(self.index, new, retire, self._clock())
+            plan = _changes.plan_add(self.index, new, retire, self._clock())
             for retiree in plan.retired:
                 self.index._put(retiree)
             self.index._put(plan.candidate)
@@ -62,8 +62,8 @@ class InMemoryStorage(ArchiveStorage):
         meta: Mapping[str, Any] | None = None,
     ) -> list[Candidate]:
         with self._lock:
-            plans, added = changes.plan_add_many(self.index, items, self._clock())
-            meta_rows = changes.encode_meta(meta or {})
+            plans, added = _changes.plan_add_many(self.index, items, self._clock())
+            meta_rows = _changes.encode_meta(meta or {})
             self._meta.update(meta_rows)
             for plan in plans:
                 for retiree in plan.retired:
@@ -71,53 +71,36 @@ class InMemoryStorage(ArchiveStorage):
                 self.index._put(plan.candidate)
             return added
 
-    def finish_candidate(
+    def write(
         self,
-        candidate_id: int,
-        status: Status,
+        changes: Sequence[Change] = (),
         *,
-        reason: str | None = None,
-        scores: Sequence[SplitScore] = (),
-        usage: Usage = Usage(),  # noqa: B008 - Usage is frozen, sharing it is safe
-        timings: Mapping[str, float] | None = None,
+        cache: Sequence[CacheEntry] = (),
         meta: Mapping[str, Any] | None = None,
-    ) -> Candidate:
+    ) -> list[Candidate]:
+        cache_rows = [_changes.encode_cache_entry(entry) for entry in cache]
+        meta_rows = _changes.encode_meta(meta or {})
+        if not (changes or cache_rows or meta_rows):
+            return []
         with self._lock:
-            plan = changes.plan_finish(
-                self.index, candidate_id, status, reason=reason, scores=scores, usage=usage,
-                timings=timings, now=self._clock())
-            meta_rows = changes.encode_meta(meta or {})
+            now = self._clock()
+            plans = _changes.plan_write(self.index, changes, now)
+            for plan in plans:
+                self.index._put(plan.candidate)
+            for key, request_text, response_text in cache_rows:
+                self._cache.setdefault(key, (request_text, response_text, now))
             self._meta.update(meta_rows)
-            self.index._put(plan.candidate)
-            return plan.candidate
-
-    def add_scores(
-        self, candidate_id: int, score: SplitScore,
-        usage: Usage = Usage(),  # noqa: B008 - Usage is frozen, sharing it is safe
-    ) -> Candidate:
-        with self._lock:
-            plan = changes.plan_add_scores(self.index, candidate_id, score, usage, self._clock())
-            self.index._put(plan.candidate)
-            return plan.candidate
+            return [plan.candidate for plan in plans]
 
     def import_candidate(self, candidate: Candidate) -> None:
         with self._lock:
-            self.index._put(changes.plan_import(self.index, candidate).candidate)
+            self.index._put(_changes.plan_import(self.index, candidate).candidate)
 
     # -- LLM response cache -------------------------------------------------------------
     def cache_get(self, key: str) -> Mapping[str, Any] | None:
         with self._lock:
             entry = self._cache.get(key)
         return None if entry is None else json.loads(entry[1])
-
-    def cache_put_many(
-        self, entries: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]]
-    ) -> None:
-        rows = [changes.encode_cache_entry(k, q, r) for k, q, r in entries]  # may raise
-        with self._lock:
-            now = self._clock()
-            for key, request_text, response_text in rows:
-                self._cache.setdefault(key, (request_text, response_text, now))
 
     def cache_items(self) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
         with self._lock:

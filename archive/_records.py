@@ -8,7 +8,7 @@ engine turns it back into its own type.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,3 +150,35 @@ class Candidate:
     def score(self, split: str) -> float | None:
         s = self.scores.get(split)
         return None if s is None else s.mean
+
+
+@dataclass(frozen=True)
+class Finish:
+    """A change for ``ArchiveStorage.write``: a ``pending`` candidate moves to a final
+    status with its scores; ``usage`` is added to its mutation usage and ``timings``
+    merged into its timings. ``FAILED``/``INVALID`` need a ``reason``."""
+
+    candidate_id: int
+    status: Status
+    reason: str | None = None
+    scores: Sequence[SplitScore] = ()
+    usage: Usage = Usage()
+    timings: Mapping[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class AddScores:
+    """A change for ``ArchiveStorage.write``: one split's scores (e.g. validation) added
+    to, or replaced in, an ``evaluated`` candidate, and ``usage`` added to its usage."""
+
+    candidate_id: int
+    score: SplitScore
+    usage: Usage = Usage()
+
+
+#: what ``ArchiveStorage.write`` applies to existing candidates
+Change = Finish | AddScores
+
+#: an LLM-cache entry: (key, request, response); request and response are JSON objects,
+#: given as mappings or as their JSON text (written as given, e.g. the bytes on the wire)
+CacheEntry = tuple[str, Mapping[str, Any] | str, Mapping[str, Any] | str]

@@ -19,9 +19,19 @@ from contextlib import contextmanager
 from os import PathLike
 from typing import Any
 
-from . import _changes as changes
+from . import _changes
+from ._checkpointer import Checkpointer
 from ._index import ArchiveIndex
-from ._records import Candidate, ExampleScore, NewCandidate, SplitScore, Status, Usage
+from ._records import (
+    CacheEntry,
+    Candidate,
+    Change,
+    ExampleScore,
+    NewCandidate,
+    SplitScore,
+    Status,
+    Usage,
+)
 from ._storage import ArchiveError, ArchiveStorage, InvalidTransitionError
 
 _SCHEMA_V1 = (
@@ -83,9 +93,10 @@ _UPSERT_SCORE = ("INSERT INTO scores (candidate_id, split, mean, examples) VALUE
 _UPSERT_META = ("INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
 _RETIRE = "UPDATE candidates SET retired_by = ?, updated_at = ? WHERE id = ?"
-_FINISH = ("UPDATE candidates SET status = ?, reason = ?, usage = ?, timings = ?, updated_at = ? "
-           "WHERE id = ? AND status = 'pending'")
-_UPDATE_USAGE = "UPDATE candidates SET usage = ?, updated_at = ? WHERE id = ?"
+_CHANGE = ("UPDATE candidates SET status = ?, reason = ?, usage = ?, timings = ?, updated_at = ? "
+           "WHERE id = ? AND status = ?")
+_INSERT_CACHE = ("INSERT OR IGNORE INTO llm_cache (key, request, response, created_at) "
+                 "VALUES (?, ?, ?, ?)")
 _CACHE_PAGE = 500
 _STATUSES = {s.value: s for s in Status}
 _DECODER = json.JSONDecoder()  # stateless, reused
@@ -121,14 +132,14 @@ def _example_scores(text: str) -> tuple[ExampleScore, ...]:
     return tuple(result)
 
 
-def _candidate_row(plan: changes.Plan) -> tuple[Any, ...]:
+def _candidate_row(plan: _changes.Plan) -> tuple[Any, ...]:
     c, t = plan.candidate, plan.texts
     return (c.id, c.slot, c.kind, t["genome"], c.operator, c.generation, c.status.value,
             c.reason, c.retired_by, t["mutation"], t["usage"], t["timings"], t["descriptors"],
             c.created_at, c.updated_at)
 
 
-def _score_rows(plan: changes.Plan) -> list[tuple[Any, ...]]:
+def _score_rows(plan: _changes.Plan) -> list[tuple[Any, ...]]:
     c = plan.candidate
     return [(c.id, split, c.scores[split].mean, examples)
             for split, examples in plan.score_texts.items()]
@@ -152,6 +163,7 @@ class SQLiteStorage(ArchiveStorage):
         self._lock = threading.RLock()
         # keys of the LLM cache: a miss (most lookups of a live run) costs no query
         self._cache_keys: set[str] = set()
+        self._checkpointer = Checkpointer(path)
         try:
             self._conn = sqlite3.connect(path, timeout=timeout, isolation_level=None,
                                          check_same_thread=False)
@@ -160,6 +172,7 @@ class SQLiteStorage(ArchiveStorage):
         try:
             self._open()
         except BaseException:
+            self._checkpointer.close()
             self._conn.close()
             raise
 
@@ -174,6 +187,7 @@ class SQLiteStorage(ArchiveStorage):
             self._check_version(self._schema_version())
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # the Checkpointer's job
             if self._schema_version() < SCHEMA_VERSION:
                 with self._transaction():  # re-read: another process may have migrated
                     version = self._schema_version()
@@ -264,6 +278,7 @@ class SQLiteStorage(ArchiveStorage):
                 raise
         except sqlite3.Error as exc:
             raise ArchiveError(f"archive {self.path}: {exc}") from exc
+        self._checkpointer.committed()
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:
@@ -278,7 +293,7 @@ class SQLiteStorage(ArchiveStorage):
         return default if not rows else json.loads(rows[0][0])
 
     def set_meta(self, values: Mapping[str, Any]) -> None:
-        rows = changes.encode_meta(values)
+        rows = _changes.encode_meta(values)
         with self._lock, self._transaction() as conn:
             conn.executemany(_UPSERT_META, rows)
 
@@ -289,7 +304,7 @@ class SQLiteStorage(ArchiveStorage):
     # -- candidates -------------------------------------------------------------------
     def add_candidate(self, new: NewCandidate, retire: Sequence[int] = ()) -> Candidate:
         with self._lock:
-            plan = changes.plan_add(self.index, new, retire, self._clock())
+            plan = _changes.plan_add(self.index, new, retire, self._clock())
             with self._transaction() as conn:
                 self._insert_new(conn, plan)
             self._publish(plan)
@@ -301,8 +316,8 @@ class SQLiteStorage(ArchiveStorage):
         meta: Mapping[str, Any] | None = None,
     ) -> list[Candidate]:
         with self._lock:
-            plans, added = changes.plan_add_many(self.index, items, self._clock())
-            meta_rows = changes.encode_meta(meta or {})
+            plans, added = _changes.plan_add_many(self.index, items, self._clock())
+            meta_rows = _changes.encode_meta(meta or {})
             with self._transaction() as conn:
                 for plan in plans:
                     self._insert_new(conn, plan)
@@ -313,7 +328,7 @@ class SQLiteStorage(ArchiveStorage):
             return added
 
     @staticmethod
-    def _insert_new(conn: sqlite3.Connection, plan: changes.Plan) -> None:
+    def _insert_new(conn: sqlite3.Connection, plan: _changes.Plan) -> None:
         c = plan.candidate
         conn.execute(_INSERT_CANDIDATE, _candidate_row(plan))
         if c.parent_ids:
@@ -321,60 +336,49 @@ class SQLiteStorage(ArchiveStorage):
         if plan.retired:
             conn.executemany(_RETIRE, [(r.retired_by, r.updated_at, r.id) for r in plan.retired])
 
-    def _publish(self, plan: changes.Plan) -> None:
+    def _publish(self, plan: _changes.Plan) -> None:
         for retiree in plan.retired:
             self.index._put(retiree)
         self.index._put(plan.candidate)
 
-    def finish_candidate(
+    def write(
         self,
-        candidate_id: int,
-        status: Status,
+        changes: Sequence[Change] = (),
         *,
-        reason: str | None = None,
-        scores: Sequence[SplitScore] = (),
-        usage: Usage = Usage(),  # noqa: B008 - Usage is frozen, sharing it is safe
-        timings: Mapping[str, float] | None = None,
+        cache: Sequence[CacheEntry] = (),
         meta: Mapping[str, Any] | None = None,
-    ) -> Candidate:
+    ) -> list[Candidate]:
+        cache_rows = [_changes.encode_cache_entry(entry) for entry in cache]
+        meta_rows = _changes.encode_meta(meta or {})
+        if not (changes or cache_rows or meta_rows):
+            return []
         with self._lock:
-            plan = changes.plan_finish(
-                self.index, candidate_id, status, reason=reason, scores=scores, usage=usage,
-                timings=timings, now=self._clock())
-            c = plan.candidate
-            meta_rows = changes.encode_meta(meta or {})
+            now = self._clock()
+            plans = _changes.plan_write(self.index, changes, now)
             with self._transaction() as conn:
-                updated = conn.execute(_FINISH, (
-                    c.status.value, c.reason, plan.texts["usage"], plan.texts["timings"],
-                    c.updated_at, c.id)).rowcount
-                if updated != 1:
-                    raise InvalidTransitionError(
-                        f"candidate #{c.id} is no longer pending in {self.path} "
-                        "(is another process writing this archive?)")
-                if plan.score_texts:
-                    conn.executemany(_UPSERT_SCORE, _score_rows(plan))
+                for plan in plans:
+                    c = plan.candidate
+                    updated = conn.execute(_CHANGE, (
+                        c.status.value, c.reason, plan.texts["usage"], plan.texts["timings"],
+                        c.updated_at, c.id, str(plan.before))).rowcount
+                    if updated != 1:
+                        raise InvalidTransitionError(
+                            f"candidate #{c.id} is no longer {plan.before} in {self.path} "
+                            "(is another process writing this archive?)")
+                    if plan.score_texts:
+                        conn.executemany(_UPSERT_SCORE, _score_rows(plan))
+                if cache_rows:
+                    conn.executemany(_INSERT_CACHE, [(*row, now) for row in cache_rows])
                 if meta_rows:
                     conn.executemany(_UPSERT_META, meta_rows)
-            self.index._put(c)
-            return c
-
-    def add_scores(
-        self, candidate_id: int, score: SplitScore,
-        usage: Usage = Usage(),  # noqa: B008 - Usage is frozen, sharing it is safe
-    ) -> Candidate:
-        with self._lock:
-            plan = changes.plan_add_scores(self.index, candidate_id, score, usage,
-                                           self._clock())
-            c = plan.candidate
-            with self._transaction() as conn:
-                conn.execute(_UPDATE_USAGE, (plan.texts["usage"], c.updated_at, c.id))
-                conn.executemany(_UPSERT_SCORE, _score_rows(plan))
-            self.index._put(c)
-            return c
+            for plan in plans:
+                self.index._put(plan.candidate)
+            self._cache_keys.update(row[0] for row in cache_rows)
+            return [plan.candidate for plan in plans]
 
     def import_candidate(self, candidate: Candidate) -> None:
         with self._lock:
-            plan = changes.plan_import(self.index, candidate)
+            plan = _changes.plan_import(self.index, candidate)
             with self._transaction() as conn:
                 self._insert_new(conn, plan)
                 conn.executemany(_UPSERT_SCORE, _score_rows(plan))
@@ -386,18 +390,6 @@ class SQLiteStorage(ArchiveStorage):
             return None
         rows = self._read("SELECT response FROM llm_cache WHERE key = ?", (key,))
         return None if not rows else json.loads(rows[0][0])
-
-    def cache_put_many(
-        self, entries: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]]
-    ) -> None:
-        rows = [changes.encode_cache_entry(k, q, r) for k, q, r in entries]
-        with self._lock:
-            now = self._clock()
-            with self._transaction() as conn:
-                conn.executemany("INSERT OR IGNORE INTO llm_cache (key, request, response, "
-                                 "created_at) VALUES (?, ?, ?, ?)",
-                                 [(*row, now) for row in rows])
-            self._cache_keys.update(row[0] for row in rows)
 
     def cache_items(self) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
         last = 0
@@ -414,4 +406,5 @@ class SQLiteStorage(ArchiveStorage):
     # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:
         with self._lock:
+            self._checkpointer.close()
             self._conn.close()

@@ -16,7 +16,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ._index import ArchiveIndex
-from ._records import Candidate, NewCandidate, SplitScore, Status, Usage
+from ._records import (
+    AddScores,
+    CacheEntry,
+    Candidate,
+    Change,
+    Finish,
+    NewCandidate,
+    SplitScore,
+    Status,
+    Usage,
+)
 
 
 class ArchiveError(Exception):
@@ -79,6 +89,24 @@ class ArchiveStorage(ABC):
         """
 
     @abstractmethod
+    def write(
+        self,
+        changes: Sequence[Change] = (),
+        *,
+        cache: Sequence[CacheEntry] = (),
+        meta: Mapping[str, Any] | None = None,
+    ) -> list[Candidate]:
+        """Apply ``changes`` in order (each sees the ones before it), store the ``cache``
+        entries (idempotent per key: a second entry for a key keeps the first) and the
+        ``meta`` values, all in ONE transaction: all or none. Returns each change's
+        candidate as it is after that change.
+
+        This is the group commit of a run: what several tasks finish in the same
+        moment costs one transaction. Raises ``InvalidTransitionError`` for a change the
+        life cycle does not allow (finishing a candidate that is not pending, scoring
+        one that is not evaluated), ``UnknownCandidateError`` for an unknown id.
+        """
+
     def finish_candidate(
         self,
         candidate_id: int,
@@ -92,16 +120,20 @@ class ArchiveStorage(ABC):
     ) -> Candidate:
         """Move a ``pending`` candidate to a final status with its scores, add ``usage``
         to its mutation usage, merge ``timings``, and store ``meta`` values, all in one
-        transaction. ``FAILED``/``INVALID`` require a ``reason``.
-        Raises ``InvalidTransitionError`` if the candidate is not pending.
+        transaction (``write`` of one :class:`Finish`). ``FAILED``/``INVALID`` require a
+        ``reason``. Raises ``InvalidTransitionError`` if the candidate is not pending.
         """
+        [candidate] = self.write(
+            [Finish(candidate_id, status, reason, tuple(scores), usage, timings)], meta=meta)
+        return candidate
 
-    @abstractmethod
     def add_scores(
         self, candidate_id: int, score: SplitScore,
         usage: Usage = Usage(),  # noqa: B008 - Usage is frozen, sharing it is safe
     ) -> Candidate:
         """Add (or replace) one split's scores of an evaluated candidate, e.g. validation."""
+        [candidate] = self.write([AddScores(candidate_id, score, usage)])
+        return candidate
 
     @abstractmethod
     def import_candidate(self, candidate: Candidate) -> None:
@@ -112,16 +144,14 @@ class ArchiveStorage(ABC):
     def cache_get(self, key: str) -> Mapping[str, Any] | None:
         """The cached response for a request key, or None."""
 
-    def cache_put(self, key: str, request: Mapping[str, Any], response: Mapping[str, Any]) -> None:
+    def cache_put(self, key: str, request: Mapping[str, Any] | str,
+                  response: Mapping[str, Any] | str) -> None:
         """Store a response (idempotent: a second put for a key keeps the first)."""
-        self.cache_put_many([(key, request, response)])
+        self.write(cache=[(key, request, response)])
 
-    @abstractmethod
-    def cache_put_many(
-        self, entries: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]]
-    ) -> None:
-        """Store several responses at once, all or none (SQLite: one transaction, so
-        responses arriving together are group-committed). Idempotent per key."""
+    def cache_put_many(self, entries: Sequence[CacheEntry]) -> None:
+        """Store several responses at once, all or none (one transaction)."""
+        self.write(cache=entries)
 
     @abstractmethod
     def cache_items(self) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:

@@ -27,7 +27,16 @@ import pytest
 
 from ._index import ArchiveIndex
 from ._memory import InMemoryStorage
-from ._records import Candidate, ExampleScore, NewCandidate, SplitScore, Status, Usage
+from ._records import (
+    AddScores,
+    Candidate,
+    ExampleScore,
+    Finish,
+    NewCandidate,
+    SplitScore,
+    Status,
+    Usage,
+)
 from ._sqlite import SQLiteStorage
 from ._storage import (
     ArchiveError,
@@ -390,6 +399,40 @@ class StorageConformance:
         with pytest.raises(TypeError):  # one bad entry: nothing of the batch is written
             s.cache_put_many([("c", {}, {"text": "c"}), ("x", {}, ["not a mapping"])])
         assert s.cache_get("c") is None and s.cache_size() == 3
+
+    def test_write_is_one_transaction_in_order(self, factory: StorageFactory) -> None:
+        s = factory.create()
+        for slot in range(3):
+            s.add_candidate(new(slot))
+        done = s.write([Finish(1, Status.EVALUATED, scores=(train(0.5),), usage=Usage(1, 0, 2, 3)),
+                        AddScores(1, SplitScore("validation", 0.25), Usage(1, 0, 1, 1)),
+                        Finish(2, Status.FAILED, reason="crash", timings={"evaluate": 0.5})],
+                       cache=[("k", {"q": (1,)}, {"text": "a"}), ("t", '{"q":2}', '{"text":"b"}')],
+                       meta={"m": 1})
+        # the AddScores saw the Finish before it in the same write
+        assert [c.id for c in done] == [1, 1, 2] and done[0].status is Status.EVALUATED
+        assert "validation" not in done[0].scores and done[1] == s.get(1)
+        assert s.get(1).score("validation") == 0.25 and s.get(1).usage == Usage(2, 0, 3, 4)
+        assert s.get(2).reason == "crash" and s.get(2).timings == {"evaluate": 0.5}
+        assert s.cache_get("t") == {"text": "b"} and s.cache_get("k") == {"text": "a"}
+        assert s.get_meta("m") == 1 and s.write() == []
+        check_index_consistent(s.index)
+
+    def test_failed_write_leaves_nothing(self, factory: StorageFactory) -> None:
+        s = factory.create()
+        s.add_candidate(new(0))
+        s.add_candidate(new(1))
+        before = snapshot(s)
+        for bad in ([Finish(1, Status.EVALUATED, scores=(train(0.5),)),
+                     Finish(1, Status.EVALUATED, scores=(train(0.5),))],  # twice
+                    [Finish(1, Status.EVALUATED), AddScores(2, SplitScore("validation", 0.1))],
+                    [Finish(1, Status.EVALUATED), Finish(9, Status.EVALUATED)]):
+            with pytest.raises(ArchiveError):
+                s.write(bad, cache=[("k", {}, {"text": "a"})], meta={"m": 1})
+            assert snapshot(s) == before
+        with pytest.raises(ValueError, match="not a JSON object"):
+            s.write([Finish(1, Status.EVALUATED)], cache=[("k", {}, "[1, 2]")])
+        assert snapshot(s) == before
 
     def test_index_consistent_and_reopen(self, factory: StorageFactory) -> None:
         s = factory.create()

@@ -52,6 +52,7 @@ from evolve._config import BudgetConfig, config_from_data  # noqa: E402
 from evolve._endpoints import open_clients  # noqa: E402
 from evolve._factory import build_loop, build_prompt_species, load_lexicon  # noqa: E402
 from evolve._steps import Engine  # noqa: E402
+from evolve._writer import ArchiveWriter  # noqa: E402
 from evolve.llm import LLMClient  # noqa: E402
 from evolve.operators import SYSTEM_PROMPT  # noqa: E402
 from fitness import Benchmark, Example, render_messages, score_output  # noqa: E402
@@ -59,7 +60,7 @@ from fitness import Benchmark, Example, render_messages, score_output  # noqa: E
 POPULATION, PREFILL_VERSION = 50, 1
 ROWS = (("generational", "tournament"), ("generational", "dgm"),
         ("steady_state", "tournament"), ("steady_state", "dgm"))
-PHASES = ("select", "operator", "mut LLM", "eval", "task LLM", "db cand", "db cache", "loop",
+PHASES = ("select", "operator", "mut LLM", "eval", "task LLM", "db add", "db write", "loop",
           "gc", "idle", "busy")
 
 
@@ -167,9 +168,8 @@ class Clock:
 def instrument(clock: Clock, storage: ar.SQLiteStorage, engine: Engine) -> None:
     """Shadow methods of this pass's objects with timing wrappers (instance attributes, set
     with ``object.__setattr__`` because selectors and operators are frozen dataclasses)."""
-    sync = [(storage, n, "db cand") for n in ("add_candidates", "finish_candidate", "add_scores")]
-    sync += [(storage, "cache_put", "db cache"), (storage, "cache_get", "db cache"),
-             (engine.selector, "select", "select")]
+    sync = [(storage, "add_candidates", "db add"), (storage, "write", "db write"),
+            (storage, "cache_get", "db write"), (engine.selector, "select", "select")]
     coro = [(op, "mutate", "operator") for op in engine.operators.values()]
     coro += [(engine, "make_child", "operator"), (engine, "evaluate", "eval"),
              (engine, "validate", "eval"), (engine.mutator, "chat", "mut LLM"),
@@ -233,10 +233,11 @@ async def run_pass(storage: ar.SQLiteStorage, result: Result, args: argparse.Nam
         "evolution": {"mode": result.mode, "selector": result.selector,
                       "population_size": POPULATION, "generation_size": args.generation},
     })
-    async with open_clients(config.llm, storage) as clients:
+    writer = ArchiveWriter(storage)
+    async with open_clients(config.llm, writer) as clients:
         budget = Budget(BudgetConfig(candidates=len(storage) + args.children))
         species = build_prompt_species(config, storage, clients, Addition())
-        loop = build_loop(config, storage, clients, species, budget,
+        loop = build_loop(config, writer, clients, species, budget,
                           progress=lambda _engine: None)
         engine = loop.engine
         if clock is not None:
@@ -318,8 +319,8 @@ def print_row(r: Result, stub_rt: float) -> None:
 def print_breakdown(results: list[Result]) -> None:
     print("\nbreakdown, ms per candidate: exclusive event-loop time in the instrumented pass "
           "(operator: make_child and operator code;\neval: evaluate/validate code and scoring; "
-          "db cand: candidate writes; db cache: LLM-cache lookups and writes; loop: Loop glue "
-          "and asyncio)")
+          "db add: new candidates; db write: group commits of results and\nLLM-cache entries, "
+          "and cache lookups; loop: Loop glue and asyncio)")
     print(f"{'mode':<13}{'selector':<11}{'archive':>8}" + "".join(f"{c:>9}" for c in PHASES))
     for r in results:
         p, n = defaultdict(float, r.phases), max(r.made, 1)

@@ -30,6 +30,7 @@ from ._errors import ConfigError
 from ._loop import Loop, Progress
 from ._species import Lexicon, PromptSpecies, Species
 from ._steps import Engine
+from ._writer import ArchiveWriter
 from .operators import (
     CODE_OPERATORS,
     OPERATORS,
@@ -117,13 +118,15 @@ def build_prompt_species(config: RunConfig, storage: SQLiteStorage, clients: Cli
         mutator_max_tokens=mutator_tokens)
 
 
-def build_loop(config: RunConfig, storage: SQLiteStorage, clients: Clients,
+def build_loop(config: RunConfig, writer: ArchiveWriter, clients: Clients,
                species: Species, budget: Budget, progress: Progress,
                usage_before: Mapping[str, Usage] | None = None) -> Loop:
-    """The engine and loop of one execution, wired from the config and the live parts."""
+    """The engine and loop of one execution, wired from the config and the live parts
+    (``writer``: the group committer of the run's archive, also the clients' cache)."""
     operators, weights = build_operators(config.evolution)
     engine = Engine(
-        storage=storage, species=species, mutator=clients.mutator, task=clients.task,
+        storage=writer.storage, writer=writer, species=species, mutator=clients.mutator,
+        task=clients.task,
         selector=build_selector(config.evolution), operators=operators, weights=weights,
         seed=config.seed, batch_size=config.fitness.batch_size,
         validation_size=config.fitness.validation_size, usage_before=usage_before or {},

@@ -39,6 +39,7 @@ from ._factory import (
 from ._loop import Progress
 from ._repo import REPO_DIR, RunRepo
 from ._species import Species
+from ._writer import ArchiveWriter
 
 ARCHIVE_FILE = "archive.sqlite"
 CONFIG_COPY = "config.yaml"
@@ -168,10 +169,10 @@ class Run:
         benchmark = build_benchmark(cfg.fitness, cfg.evolution.genome)
         usage_before = {k: Usage.from_dict(v)
                         for k, v in (self.storage.get_meta("llm_usage") or {}).items()}
-        async with open_clients(cfg.llm, self.storage) as clients, \
+        writer = ArchiveWriter(self.storage)
+        async with open_clients(cfg.llm, writer) as clients, \
                 self._species(clients, benchmark) as species:
-            loop = build_loop(cfg, self.storage, clients, species, budget, progress,
-                              usage_before)
+            loop = build_loop(cfg, writer, clients, species, budget, progress, usage_before)
             try:
                 if cfg.evolution.mode == "generational":
                     return await loop.generational()

@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 
 from archive import (
+    AddScores,
     Candidate,
     ExampleScore,
+    Finish,
     NewCandidate,
     SplitScore,
     SQLiteStorage,
@@ -35,6 +37,7 @@ from fitness import Example
 from ._config import StageConfig
 from ._errors import LLMResponseError
 from ._species import Founder, Species
+from ._writer import ArchiveWriter
 from .llm import LLMClient
 from .operators import InvalidChild
 from .selection import Selection, Selector
@@ -65,7 +68,8 @@ class Child:
 class Engine:
     """The live parts of one execution of a run, and the steps for one candidate."""
 
-    storage: SQLiteStorage
+    storage: SQLiteStorage  # read through its index; written through ``writer``
+    writer: ArchiveWriter
     species: Species
     mutator: LLMClient
     task: LLMClient
@@ -153,20 +157,22 @@ class Engine:
         """Score a pending candidate on its training batch and record the result."""
         invalid = (candidate.mutation or {}).get("invalid")
         if invalid:
-            return self.storage.finish_candidate(
-                candidate.id, Status.INVALID, reason=invalid, meta=self.usage_meta())
+            return await self._finish(Finish(candidate.id, Status.INVALID, reason=invalid))
         started = time.perf_counter()
         try:
             scores, usage, failure = await self._staged(candidate,
                                                         self.training_batch(candidate.slot))
         except LLMResponseError as exc:
-            return self.storage.finish_candidate(
+            return await self._finish(Finish(
                 candidate.id, Status.FAILED, reason=f"task LLM gave no usable answer: {exc}",
-                timings={"evaluate": time.perf_counter() - started}, meta=self.usage_meta())
-        return self.storage.finish_candidate(
+                timings={"evaluate": time.perf_counter() - started}))
+        return await self._finish(Finish(
             candidate.id, Status.FAILED if failure else Status.EVALUATED, reason=failure,
-            scores=scores, usage=usage, timings={"evaluate": time.perf_counter() - started},
-            meta=self.usage_meta())
+            scores=tuple(scores), usage=usage,
+            timings={"evaluate": time.perf_counter() - started}))
+
+    async def _finish(self, finish: Finish) -> Candidate:
+        return await self.writer.apply(finish, meta=self.usage_meta)
 
     async def _staged(self, candidate: Candidate, batch: Sequence[Example]
                       ) -> tuple[list[SplitScore], Usage, str | None]:
@@ -199,7 +205,8 @@ class Engine:
         """Add the validation score of an evaluated candidate."""
         examples = list(self.species.split("validation"))[: self.validation_size]
         scored = await self.species.score(candidate, "validation", examples)
-        return self.storage.add_scores(candidate.id, scored.score, scored.usage)
+        return await self.writer.apply(AddScores(candidate.id, scored.score, scored.usage),
+                                       meta=self.usage_meta)
 
     def to_validate(self, top: int) -> list[Candidate]:
         """The best ``top`` evaluated candidates by training score without a validation score."""

@@ -8,10 +8,11 @@ the framework can also start the server itself: llama.cpp in-process on CPU
 """
 
 from evolve.llm._cache_key import canonical_json, request_key
-from evolve.llm._client import ClientStats, LLMClient, ResponseCache
+from evolve.llm._client import ClientStats, LLMClient
 from evolve.llm._external import ExternalServer
 from evolve.llm._llamacpp import LlamaCppServer
 from evolve.llm._model_files import check_gguf, find_embedded_model
+from evolve.llm._response_cache import ResponseCache
 from evolve.llm._server_base import ManagedServer, SubprocessServer
 from evolve.llm._servers import SERVER_KINDS, open_server
 from evolve.llm._types import Completion

@@ -21,8 +21,8 @@ from typing import Any
 
 from evolve._errors import LLMError, LLMResponseError
 from evolve.llm._cache_key import canonical_json
-from evolve.llm._cache_writer import CacheWriter, ResponseCache
 from evolve.llm._http import HTTPPool
+from evolve.llm._response_cache import ResponseCache
 from evolve.llm._types import Completion
 
 __all__ = ["ClientStats", "LLMClient", "ResponseCache"]
@@ -80,7 +80,6 @@ class LLMClient:
         self.max_retries = max_retries
         self.backoff = backoff
         self.cache = cache
-        self._writer = None if cache is None else CacheWriter(cache)
         self.default_params: Mapping[str, Any] = dict(default_params or {})
         self.role = role
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -230,8 +229,8 @@ class LLMClient:
                 self._counts["calls"] += 1
                 self._counts["prompt_tokens"] += completion.prompt_tokens
                 self._counts["completion_tokens"] += completion.completion_tokens
-                if self._writer is not None:
-                    await self._writer.put(key, body, parsed)
+                if self.cache is not None:  # the bytes sent and received, as they were
+                    await self.cache.cache_store(key, data.decode(), _text(response.body))
                 return completion
             message = _server_message(response.body)
             if response.status == 429 or response.status >= 500:
@@ -269,6 +268,14 @@ def _who(role: str) -> str:
 def _free(completion: Completion) -> Completion:
     """The completion as served without cost (cache hit or shared in-flight answer)."""
     return Completion(completion.text, 0, 0, completion.finish_reason, cached=True)
+
+
+def _text(body: bytes) -> str:
+    """A JSON body as text (JSON is UTF-8 unless it says otherwise by its first bytes)."""
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        return json.dumps(json.loads(body), ensure_ascii=False)
 
 
 def _parse(data: Any) -> Completion:

@@ -167,6 +167,24 @@ def test_pragmas(tmp_path: Path) -> None:
     conn.close()
 
 
+def test_wal_checkpoints_run_in_the_background(tmp_path: Path) -> None:
+    """The writer never checkpoints (a checkpoint fsyncs: 10 ms inside a commit); the
+    background thread does, so the log is copied back and gets reused."""
+    path = tmp_path / "run.db"
+    with SQLiteStorage(path) as s:
+        assert s._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        s.add_candidates([(new(slot, genome={"prompt": "x" * 3000}), []) for slot in range(300)])
+        deadline = time.monotonic() + 10
+        while s._checkpointer.checkpoints == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert s._checkpointer.checkpoints >= 1
+        assert path.stat().st_size > 300 * 3000  # the pages were copied into the database
+        assert any(t.name == "archive-checkpoint" for t in threading.enumerate())
+    assert not any(t.name == "archive-checkpoint" for t in threading.enumerate())
+    with SQLiteStorage(path) as again:
+        assert len(again) == 300
+
+
 def test_database_failure_rolls_back_add(tmp_path: Path) -> None:
     path = tmp_path / "run.db"
     s = SQLiteStorage(path)

@@ -13,7 +13,7 @@ def _engine(weights: list[float]) -> Engine:
     names = [f"op{i}" for i in range(len(weights))]
     probabilities = np.asarray(weights) / sum(weights)
     # only the fields choose_operator reads; the rest are never touched here
-    return Engine(storage=None, species=None, mutator=None, task=None,  # type: ignore[arg-type]
+    return Engine(storage=None, writer=None, species=None, mutator=None, task=None,  # type: ignore[arg-type]
                   selector=None, operators=dict(zip(names, names, strict=True)),  # type: ignore[arg-type]
                   weights=probabilities, seed=0, batch_size=1, validation_size=None,
                   usage_before={})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,10 @@ class DictCache:
         item = self.items.get(key)
         return item[1] if item else None
 
-    def cache_put(self, key: str, request: Mapping[str, Any], response: Mapping[str, Any]) -> None:
-        self.items.setdefault(key, (request, response))
+    async def cache_store(self, key: str, request: Mapping[str, Any] | str,
+                          response: Mapping[str, Any] | str) -> None:
+        decoded = [json.loads(x) if isinstance(x, str) else x for x in (request, response)]
+        self.items.setdefault(key, (decoded[0], decoded[1]))
 
 
 @pytest.fixture

@@ -1,0 +1,75 @@
+"""Group commit of a run's archive writes.
+
+Every finished candidate, validation score and paid LLM response must be durable
+before the task that produced it goes on (a run killed afterwards must neither
+lose it nor pay for it again), but one transaction per write was the largest
+fixed cost per candidate. ``ArchiveWriter`` collects what the run's tasks write
+in the same event-loop turn and commits it with ONE ``ArchiveStorage.write``;
+each caller resumes once its write is committed, with its own result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from archive import ArchiveStorage, CacheEntry, Candidate, Change
+
+Meta = Callable[[], Mapping[str, Any]]
+
+
+class ArchiveWriter:
+    """Writes changes and cache entries in batches, one batch (transaction) per turn.
+
+    It is also the LLM clients' response cache (``cache_get``/``cache_store``). A
+    failed batch raises its error in every caller of that batch; a caller that is
+    cancelled while waiting does not cancel the commit.
+    """
+
+    def __init__(self, storage: ArchiveStorage) -> None:
+        self.storage = storage
+        self._changes: list[Change] = []
+        self._cache: list[CacheEntry] = []
+        self._meta: Meta | None = None
+        self._committed: asyncio.Future[list[Candidate]] | None = None
+
+    async def apply(self, change: Change, meta: Meta | None = None) -> Candidate:
+        """Apply one change (``Finish`` or ``AddScores``) and return the candidate after
+        it. ``meta``, if given, is called at the commit and its values are stored in
+        the same transaction (the run's usage totals)."""
+        position = len(self._changes)
+        self._changes.append(change)
+        if meta is not None:
+            self._meta = meta
+        return (await self._commit())[position]
+
+    def cache_get(self, key: str) -> Mapping[str, Any] | None:
+        return self.storage.cache_get(key)
+
+    async def cache_store(self, key: str, request: Mapping[str, Any] | str,
+                          response: Mapping[str, Any] | str) -> None:
+        self._cache.append((key, request, response))
+        await self._commit()
+
+    async def _commit(self) -> list[Candidate]:
+        if self._committed is None:
+            loop = asyncio.get_running_loop()
+            self._committed = loop.create_future()
+            loop.call_soon(self._flush)
+        return await asyncio.shield(self._committed)
+
+    def _flush(self) -> None:
+        changes, self._changes = self._changes, []
+        cache, self._cache = self._cache, []
+        meta, self._meta = self._meta, None
+        committed, self._committed = self._committed, None
+        assert committed is not None
+        try:
+            result = self.storage.write(changes, cache=cache,
+                                        meta=None if meta is None else meta())
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
+            committed.set_exception(exc)
+            committed.exception()  # retrieved: callers may all have been cancelled
+            return
+        committed.set_result(result)

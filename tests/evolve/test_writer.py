@@ -1,0 +1,97 @@
+"""Group commit of the archive writes: one transaction per event-loop turn, durable
+before any caller goes on, each caller with its own result."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from archive import AddScores, Finish, InMemoryStorage, NewCandidate, SplitScore, Status
+from evolve._writer import ArchiveWriter
+
+
+class CountingStorage(InMemoryStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[tuple[list[int], list[str]]] = []
+        self.fail = False
+
+    def write(self, changes=(), *, cache=(), meta=None):
+        if self.fail:
+            raise OSError("disk full")
+        self.batches.append(([c.candidate_id for c in changes], [k for k, _, _ in cache]))
+        return super().write(changes, cache=cache, meta=meta)
+
+
+def storage_with(n: int) -> CountingStorage:
+    storage = CountingStorage()
+    for slot in range(n):
+        storage.add_candidate(NewCandidate(slot=slot, kind="prompt", genome={"p": str(slot)}))
+    return storage
+
+
+def finish(cid: int, mean: float) -> Finish:
+    return Finish(cid, Status.EVALUATED, scores=(SplitScore("train", mean),))
+
+
+def test_writes_of_one_turn_are_one_batch_and_durable_before_callers_resume():
+    storage = storage_with(3)
+    writer = ArchiveWriter(storage)
+
+    async def evaluate(cid: int) -> None:
+        candidate = await writer.apply(finish(cid, cid / 10), meta=lambda: {"calls": cid})
+        assert candidate == storage.get(cid) and candidate.fitness == cid / 10
+        await writer.cache_store(f"k{cid}", {"n": cid}, '{"text": "x"}')
+        assert storage.cache_get(f"k{cid}") == {"text": "x"}  # durable on return
+
+    async def main() -> None:
+        await asyncio.gather(*(evaluate(cid) for cid in (1, 2, 3)))
+        await writer.apply(AddScores(2, SplitScore("validation", 0.5)))
+
+    asyncio.run(main())
+    assert storage.batches == [([1, 2, 3], []), ([], ["k1", "k2", "k3"]), ([2], [])]
+    assert storage.get_meta("calls") == 3  # the last meta source given, read at the commit
+    assert storage.get(2).score("validation") == 0.5
+
+
+def test_a_failed_batch_reaches_every_waiting_caller():
+    storage = storage_with(2)
+    storage.fail = True
+    writer = ArchiveWriter(storage)
+
+    async def main():
+        return await asyncio.gather(writer.apply(finish(1, 0.1)), writer.cache_store("k", {}, {}),
+                                    return_exceptions=True)
+
+    assert [type(r) for r in asyncio.run(main())] == [OSError, OSError]
+    assert storage.get(1).status is Status.PENDING and storage.cache_size() == 0
+
+
+def test_an_invalid_change_fails_its_whole_batch():
+    storage = storage_with(1)
+    writer = ArchiveWriter(storage)
+
+    async def main():
+        return await asyncio.gather(writer.apply(finish(1, 0.1)), writer.apply(finish(1, 0.2)),
+                                    return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, Exception) for r in results)
+    assert storage.get(1).status is Status.PENDING
+
+
+def test_a_cancelled_caller_does_not_cancel_the_commit():
+    storage = storage_with(1)
+    writer = ArchiveWriter(storage)
+
+    async def main():
+        task = asyncio.create_task(writer.apply(finish(1, 0.3)))
+        await asyncio.sleep(0)  # the change is queued
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert storage.get(1).fitness == 0.3
