@@ -175,9 +175,8 @@ def test_wal_checkpoints_run_in_the_background(tmp_path: Path) -> None:
         assert s._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
         s.add_candidates([(new(slot, genome={"prompt": "x" * 3000}), []) for slot in range(300)])
         deadline = time.monotonic() + 10
-        while s._checkpointer.checkpoints == 0 and time.monotonic() < deadline:
+        while path.stat().st_size < 300 * 3000 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert s._checkpointer.checkpoints >= 1
         assert path.stat().st_size > 300 * 3000  # the pages were copied into the database
         assert any(t.name == "archive-checkpoint" for t in threading.enumerate())
     assert not any(t.name == "archive-checkpoint" for t in threading.enumerate())
