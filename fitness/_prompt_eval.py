@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -121,26 +121,23 @@ class PromptEvaluator:
         """
         if not examples:
             raise ValueError("evaluate() needs at least one example")
-        requests = [
-            asyncio.ensure_future(
-                self.model.chat(
-                    render_messages(
-                        task_prompts, context, example.question, self.benchmark.answer_format
-                    ),
-                    max_tokens=self.max_tokens,
-                    temperature=self.temperature,
-                    seed=seed,
-                )
-            )
-            for example in examples
-        ]
-        try:
-            responses = await asyncio.gather(*requests)
-        except BaseException:
-            for request in requests:
-                request.cancel()
-            await asyncio.gather(*requests, return_exceptions=True)
-            raise
+        def ask(example: Example) -> Awaitable[ChatResponse]:
+            return self.model.chat(
+                render_messages(task_prompts, context, example.question,
+                                self.benchmark.answer_format),
+                max_tokens=self.max_tokens, temperature=self.temperature, seed=seed)
+
+        if len(examples) == 1:  # no task needed for a batch of one
+            responses = [await ask(examples[0])]
+        else:
+            requests = [asyncio.ensure_future(ask(example)) for example in examples]
+            try:
+                responses = await asyncio.gather(*requests)
+            except BaseException:
+                for request in requests:
+                    request.cancel()
+                await asyncio.gather(*requests, return_exceptions=True)
+                raise
         results = []
         for example, response in zip(examples, responses, strict=True):
             score = float(self.benchmark.score(example, response.text))

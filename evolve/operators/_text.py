@@ -46,11 +46,13 @@ _ECHO = re.compile(
 _REPLY_ONLY = re.compile(r"\s*\breply with (?:the|that|it) [\w -]{1,40}? only\b[.!]?", re.I)
 _INTERJECTION = re.compile(
     r"^(?:sure|certainly|okay|ok|of course|absolutely)\b[^.!?:\n]*[.!?:]\s+(?=\S)", re.I)
-_QUOTES = ("\"\"", "''", "``", "“”", "‘’", "«»", "**", "__")
+_QUOTES = tuple((pair[: len(pair) // 2], pair[len(pair) // 2:])  # (left, right)
+                for pair in ("\"\"", "''", "``", "“”", "‘’", "«»", "**", "__"))
 _WORDY = re.compile(r"\w{2,}")
 _NON_WORD = re.compile(r"[\W_]+")
 
 
+@functools.lru_cache(maxsize=4096)  # parents' prompts are compared with each child's
 def normalise(text: str) -> str:
     """Case-folded text with runs of whitespace collapsed and edge punctuation removed."""
     return " ".join(text.casefold().split()).strip(" .,;:!?\"'`*")
@@ -65,9 +67,9 @@ def _unquote(text: str) -> str:
     changed = True
     while changed and len(text) >= 2:
         changed = False
-        for pair in _QUOTES:
-            left, right = pair[: len(pair) // 2], pair[len(pair) // 2:]
-            if text.startswith(left) and text.endswith(right) and len(text) > len(pair):
+        for left, right in _QUOTES:
+            if (len(text) > len(left) + len(right) and text.startswith(left)
+                    and text.endswith(right)):
                 text = text[len(left): len(text) - len(right)].strip()
                 changed = True
     return text.strip()
@@ -180,18 +182,22 @@ def distinct(texts: Sequence[str], threshold: float, limit: int | None = None) -
     """Indices of ``texts`` kept greedily in order, skipping any text whose similarity to
     an already kept one is >= ``threshold``; stops after ``limit`` kept texts."""
     kept: list[int] = []
-    profiles: list[frozenset[str]] = []
+    kept_texts: list[str] = []
     for i, text in enumerate(texts):
         if limit is not None and len(kept) >= limit:
             break
         if not _WORDY.search(text):
             continue
-        profile = trigrams(text)
-        if any(cosine(profile, p) >= threshold for p in profiles):
+        if any(_similarity(text, other) >= threshold for other in kept_texts):
             continue
         kept.append(i)
-        profiles.append(profile)
+        kept_texts.append(text)
     return kept
+
+
+@functools.lru_cache(maxsize=1 << 16)  # the population changes little between two listings
+def _similarity(a: str, b: str) -> float:
+    return similarity(a, b)
 
 
 def numbered(items: Sequence[str], start: int = 1) -> str:
