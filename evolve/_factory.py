@@ -30,6 +30,7 @@ from ._errors import ConfigError
 from ._loop import Loop, Progress
 from ._species import Lexicon, PromptSpecies, Species
 from ._steps import Engine
+from ._streams import DEFAULT_SCHEME, Streams
 from ._writer import ArchiveWriter
 from .operators import (
     CODE_OPERATORS,
@@ -128,13 +129,21 @@ def build_loop(config: RunConfig, writer: ArchiveWriter, clients: Clients,
         storage=writer.storage, writer=writer, species=species, mutator=clients.mutator,
         task=clients.task,
         selector=build_selector(config.evolution), operators=operators, weights=weights,
-        seed=config.seed, batch_size=config.fitness.batch_size,
+        streams=run_streams(config, writer.storage), batch_size=config.fitness.batch_size,
         validation_size=config.fitness.validation_size, usage_before=usage_before or {},
         stages=config.fitness.stages)
     evo = config.evolution
     return Loop(engine, budget, population_size=evo.population_size,
                 generation_size=generation_size(evo), validate_top=config.fitness.validate_top,
                 concurrency=evo.concurrency, progress=progress)
+
+
+def run_streams(config: RunConfig, storage: SQLiteStorage) -> Streams:
+    """The run's random streams, with the derivation scheme its archive records (runs
+    created before the faster scheme keep the old one; an archive without the record,
+    e.g. a benchmark's, gets the default)."""
+    recorded = storage.get_meta("rng") or {}
+    return Streams(config.seed, recorded.get("scheme", DEFAULT_SCHEME))
 
 
 def _check_keys(path: str, given: Mapping[str, Any], allowed: Mapping[str, Any]) -> None:

@@ -20,7 +20,8 @@ from archive import Candidate, SQLiteStorage, Status
 
 from ._budget import Budget
 from ._errors import SelectionError
-from ._steps import INIT, SELECT, Child, Engine, rng_for
+from ._steps import Child, Engine
+from ._streams import INIT, SELECT
 
 Progress = Callable[[Engine], None]
 
@@ -53,7 +54,7 @@ class Loop:
         await self.validate_round()
 
     async def founders(self) -> list[Child]:
-        founders = await self.engine.species.founders(rng_for(self.engine.seed, INIT),
+        founders = await self.engine.species.founders(self.engine.streams(INIT),
                                                       self.population_size)
         return [self.engine.founder(slot, f) for slot, f in enumerate(founders)]
 
@@ -104,7 +105,7 @@ class Loop:
         remaining = self.budget.remaining_candidates(len(self.storage))
         if remaining is not None:
             size = min(size, remaining)
-        rng = rng_for(self.engine.seed, SELECT, generation)
+        rng = self.engine.streams(SELECT, generation)
         try:
             selections = self.engine.selector.select(self.storage.index, rng, size)
         except SelectionError:
@@ -125,7 +126,7 @@ class Loop:
             slot = state.next_slot
             try:
                 selection = self.engine.selector.select(
-                    self.storage.index, rng_for(self.engine.seed, SELECT, slot), 1,
+                    self.storage.index, self.engine.streams(SELECT, slot), 1,
                     frozenset(state.busy))[0]
             except SelectionError as exc:
                 if not state.busy:

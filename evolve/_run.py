@@ -39,6 +39,7 @@ from ._factory import (
 from ._loop import Progress
 from ._repo import REPO_DIR, RunRepo
 from ._species import Species
+from ._streams import DEFAULT_SCHEME
 from ._writer import ArchiveWriter
 
 ARCHIVE_FILE = "archive.sqlite"
@@ -74,7 +75,7 @@ class Run:
         storage = SQLiteStorage(directory / ARCHIVE_FILE)
         data = config_to_data(config)
         storage.set_meta({"config": data, "state": "created", "created_at": time.time(),
-                          "rng": {"seed": config.seed, "scheme": "SeedSequence(seed, key)"},
+                          "rng": {"seed": config.seed, "scheme": DEFAULT_SCHEME},
                           **(meta or {})})
         _write_config_copy(directory, config)
         return cls(directory, storage, config)

@@ -5,7 +5,7 @@ clients, strategies) and knows how to do each step for one candidate; what
 depends on the genome (prompt or code) is the species' business. The
 loops in ``_loop.py`` decide *when* to do them; every decision about *what*
 (which parent, which operator, which examples) is delegated to a strategy or
-drawn from a generator keyed by the candidate's slot, so a resumed run makes
+drawn from the run's stream keyed by the candidate's slot (``_streams.py``), so a resumed run makes
 exactly the same choices.
 """
 
@@ -37,23 +37,11 @@ from fitness import Example
 from ._config import StageConfig
 from ._errors import LLMResponseError
 from ._species import Founder, Species
+from ._streams import BATCH, CHILD, Streams
 from ._writer import ArchiveWriter
 from .llm import LLMClient
 from .operators import InvalidChild
 from .selection import Selection, Selector
-
-
-def rng_for(seed: int, *key: int) -> np.random.Generator:
-    """The generator for one decision, derived from the run seed and a fixed key.
-
-    The same stream as ``np.random.default_rng(SeedSequence(seed, spawn_key=key))``,
-    without ``default_rng``'s argument dispatch.
-    """
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
-
-
-# keys of the derived generators (the first element of ``rng_for``'s key)
-SELECT, CHILD, BATCH, INIT = 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -76,7 +64,7 @@ class Engine:
     selector: Selector
     operators: Mapping[str, Any]  # Operator or CodeOperator, by name
     weights: np.ndarray  # operator draw probabilities, in ``operators`` order
-    seed: int
+    streams: Streams  # the run's random streams, one per decision
     batch_size: int
     validation_size: int | None
     usage_before: Mapping[str, Usage]
@@ -112,7 +100,7 @@ class Engine:
     async def make_child(self, slot: int, selection: Selection, generation: int) -> Child:
         """Mutate the selected parent. An unusable result is a child marked invalid."""
         parent = self.storage.get(selection.parent)
-        rng = rng_for(self.seed, CHILD, slot)
+        rng = self.streams(CHILD, slot)
         operator = self.choose_operator(rng)
         started = time.perf_counter()
         exchanges: Sequence[Mapping[str, Any]] = ()
@@ -150,7 +138,7 @@ class Engine:
     def training_batch(self, slot: int) -> list[Example]:
         train = self.species.split("train")
         size = min(self.batch_size, len(train))
-        picks = rng_for(self.seed, BATCH, slot).choice(len(train), size=size, replace=False)
+        picks = self.streams(BATCH, slot).choice(len(train), size=size, replace=False)
         return [train[int(i)] for i in picks]
 
     async def evaluate(self, candidate: Candidate) -> Candidate:
