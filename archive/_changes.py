@@ -45,9 +45,26 @@ _REASON_REQUIRED = frozenset({Status.FAILED, Status.INVALID})
 _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # stateless, reused
 
 
+def _c_encoder() -> Any:
+    """json's C encoder for ``_ENCODER``'s settings, called directly: ``encode`` builds a
+    new one on every call, a fifth of the time of encoding a mutation record."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # a Python without the _json accelerator
+        return None
+    e = _ENCODER
+    return lambda value: make(  # markers: a fresh dict per call, for the circularity check
+        {}, e.default, json.encoder.encode_basestring_ascii, e.indent, e.key_separator,
+        e.item_separator, e.sort_keys, e.skipkeys, e.allow_nan)(value, 0)
+
+
+_ENCODE_CHUNKS = _c_encoder()
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text; ``ValueError`` for NaN/inf, ``TypeError`` for non-JSON values."""
-    return _ENCODER.encode(value)
+    if _ENCODE_CHUNKS is None or isinstance(value, str):
+        return _ENCODER.encode(value)
+    return "".join(_ENCODE_CHUNKS(value))
 
 
 def text(value: Any, what: str) -> str:
