@@ -10,14 +10,17 @@ from typing import Any
 __all__ = ["canonical_json", "request_key"]
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False)  # stateless; json.dumps would build one per call
+
+
 def canonical_json(body: Mapping[str, Any]) -> bytes:
     """The one byte encoding of a request body: sorted keys, no spaces, UTF-8.
 
     The client sends exactly these bytes, so the cache key is the hash of what
     went over the wire.
     """
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode()
+    return _CANONICAL.encode(body).encode()
 
 
 def request_key(body: Mapping[str, Any]) -> str:

@@ -180,14 +180,18 @@ async def _read_response(reader: asyncio.StreamReader, head: bytes,
             if not sep:
                 raise HTTPProtocolError(f"bad HTTP header line: {line[:100]!r}")
             headers[name.strip().lower()] = value.strip()
-    keep = parts[0] == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+    connection = {token.strip() for token in headers.get("connection", "").lower().split(",")}
+    keep = parts[0] == "HTTP/1.1" and "close" not in connection
     try:
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
             body = b""
         elif "chunked" in headers.get("transfer-encoding", "").lower():
             body = await _read_chunked(reader)
         elif "content-length" in headers:
-            body = await reader.readexactly(int(headers["content-length"]))
+            length = headers["content-length"]
+            if not (length.isascii() and length.isdigit()):
+                raise ValueError(f"Content-Length {length[:20]!r} is not a number")
+            body = await reader.readexactly(int(length))
         else:
             body = await reader.read(-1)
             keep = False
@@ -202,7 +206,10 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     parts = []
     while True:
         size_line = await reader.readuntil(b"\r\n")
-        size = int(size_line.split(b";", 1)[0].strip(), 16)
+        size_text = size_line.split(b";", 1)[0].strip()
+        if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
+            raise ValueError(f"bad chunk size {size_text[:20]!r}")
+        size = int(size_text, 16)
         if size == 0:
             break
         parts.append(await reader.readexactly(size))
