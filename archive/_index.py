@@ -12,7 +12,17 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ._leaderboard import Leaderboard
 from ._records import Candidate, Status
+
+_TOP_KEPT = 64  # entries per split's leaderboard: top(k) up to this is O(k)
+
+
+def _evaluated_scores(candidate: Candidate | None) -> dict[str, float]:
+    """Mean score per split of an evaluated candidate (none for any other)."""
+    if candidate is None or candidate.status is not Status.EVALUATED:
+        return {}
+    return {split: score.mean for split, score in candidate.scores.items()}
 
 
 class ArchiveIndex:
@@ -30,6 +40,11 @@ class ArchiveIndex:
         self._max_generation = -1
         self._in_id_order = True  # ids arrived ascending, so dict order is id order
         self._scored: dict[str, set[int]] = {}  # split -> ids with a score on it
+        # kept as candidates change, so that the questions asked after every candidate
+        # (population, best, top k) do not scan the archive
+        self._population: set[int] = set()  # alive and evaluated
+        self._population_ids: np.ndarray | None = None  # sorted, read-only; None: stale
+        self._leaders: dict[str, Leaderboard] = {}  # split -> its best evaluated scores
 
     # -- writes (storage only) --------------------------------------------------------
     def _put(self, candidate: Candidate) -> None:
@@ -53,6 +68,26 @@ class ArchiveIndex:
         fit = candidate.fitness
         self._fitness[cid] = np.nan if fit is None else fit
         self._alive[cid] = candidate.alive
+        member = fit is not None and candidate.alive
+        if member != (cid in self._population):
+            (self._population.add if member else self._population.discard)(cid)
+            self._population_ids = None
+        self._update_leaders(previous, candidate)
+
+    def _update_leaders(self, previous: Candidate | None, candidate: Candidate) -> None:
+        before = _evaluated_scores(previous)
+        after = _evaluated_scores(candidate)
+        for split in before.keys() | after.keys():
+            old, new = before.get(split), after.get(split)
+            if old == new:
+                continue
+            board = self._leaders.get(split)
+            if board is None:
+                board = self._leaders[split] = Leaderboard(_TOP_KEPT)
+            if old is not None:
+                board.withdraw(candidate.id)
+            if new is not None:
+                board.offer(candidate.id, new)
 
     def _grow(self, cid: int) -> None:
         size = len(self._fitness)
@@ -105,6 +140,18 @@ class ArchiveIndex:
         """The highest generation number (-1 when empty)."""
         return self._max_generation
 
+    def _best_ids(self, split: str, k: int) -> list[int] | None:
+        """The ids of the ``k`` best on ``split`` from its leaderboard (rebuilt if spoilt),
+        or None when ``k`` is more than the board keeps."""
+        board = self._leaders.get(split)
+        if board is None:
+            return []
+        found = board.best(k)
+        if found is None and k <= board.size:
+            board.rebuild([(c.scores[split].mean, c.id) for c in self.scored(split)])
+            found = board.best(k)
+        return found
+
     def scored(self, split: str) -> list[Candidate]:
         """Evaluated candidates with a score on ``split``, in id order."""
         return [self._by_id[i] for i in sorted(self._scored.get(split, ()))
@@ -112,6 +159,11 @@ class ArchiveIndex:
 
     def top(self, k: int) -> list[Candidate]:
         """The ``k`` best evaluated candidates by training fitness (ties: lowest id first)."""
+        if k <= 0:
+            return []
+        found = self._best_ids("train", k)
+        if found is not None:
+            return [self._by_id[i] for i in found]
         n = self._max_id + 1
         fitness = self._fitness[:n]
         ids = np.flatnonzero(~np.isnan(fitness))
@@ -127,10 +179,13 @@ class ArchiveIndex:
         return list(self._children.get(candidate_id, ()))
 
     def population_ids(self) -> np.ndarray:
-        """Ids of alive, evaluated candidates (the current population), ascending."""
-        n = self.max_id() + 1
-        mask = self._alive[:n] & ~np.isnan(self._fitness[:n])
-        return np.flatnonzero(mask)
+        """Ids of alive, evaluated candidates (the current population), ascending
+        (a read-only array)."""
+        if self._population_ids is None:
+            ids = np.array(sorted(self._population), dtype=np.intp)
+            ids.flags.writeable = False
+            self._population_ids = ids
+        return self._population_ids
 
     def fitness_of(self, ids: np.ndarray) -> np.ndarray:
         """Training fitness per id (NaN where not evaluated)."""
@@ -151,10 +206,8 @@ class ArchiveIndex:
         """The evaluated candidate with the highest mean score on ``split``.
 
         The lowest id wins ties."""
-        if split == "train":
-            top = self.top(1)
-            return top[0] if top else None
-        return max(self.scored(split), key=lambda c: (c.score(split), -c.id), default=None)
+        found = self._best_ids(split, 1)
+        return self._by_id[found[0]] if found else None
 
     def counts_by_status(self) -> dict[Status, int]:
         counts = dict.fromkeys(Status, 0)

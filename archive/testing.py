@@ -153,6 +153,16 @@ def check_index_consistent(index: ArchiveIndex) -> None:
         index.get(i).fitness if i in index else None for i in ids[1:]]
     assert index.population_ids().tolist() == [
         c.id for c in cands if c.alive and c.fitness is not None]
+    # the leaderboards answer as a scan would (best first, ties: lower id first)
+    evaluated = [c for c in cands if c.fitness is not None]
+    by_fitness = sorted(evaluated, key=lambda c: (-(c.fitness or 0.0), c.id))
+    for k in (1, 2, 5, len(by_fitness) + 1):
+        assert index.top(k) == by_fitness[:k]
+    splits = {split for c in evaluated for split in c.scores}
+    for split in splits | {"never-scored"}:
+        on_split = [c for c in evaluated if split in c.scores]
+        best = min(on_split, key=lambda c: (-c.scores[split].mean, c.id), default=None)
+        assert index.best(split) == best
 
 
 # -- building archives -------------------------------------------------------------------------
