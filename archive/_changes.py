@@ -255,28 +255,31 @@ def plan_add(index: IndexView, new: NewCandidate, retire: Sequence[int], now: fl
                                 for r in retirees])
 
 
-def plan_add_many(
-    index: ArchiveIndex, items: Sequence[tuple[NewCandidate, Sequence[int]]], now: float
-) -> tuple[list[Plan], list[Candidate]]:
-    """Plans for adding ``items`` in order (each sees the ones before it), and the final
-    state of the new candidates (one may be retired by a later one of the batch)."""
+@dataclass(frozen=True)
+class BatchPlan:
+    """A validated ``ArchiveStorage.write``: new candidates first, then the changes."""
+
+    added: list[Plan]
+    changed: list[Plan]
+    #: the new candidates as they are after the whole batch, then each change's candidate
+    result: list[Candidate]
+
+
+def plan_batch(
+    index: ArchiveIndex, new: Sequence[tuple[NewCandidate, Sequence[int]]],
+    changes: Sequence[Change], now: float,
+) -> BatchPlan:
+    """Plans for adding ``new`` and then applying ``changes``, each in order and each
+    seeing the ones before it."""
     view = _Overlay(index)
-    plans = []
-    for new, retire in items:
-        plan = plan_add(view, new, retire, now)
+    added = []
+    for candidate, retire in new:
+        plan = plan_add(view, candidate, retire, now)
         for retiree in plan.retired:
             view.put(retiree)
         view.put(plan.candidate)
-        plans.append(plan)
-    return plans, [view.get(p.candidate.id) for p in plans]
-
-
-def plan_write(
-    index: ArchiveIndex, changes: Sequence[Change], now: float
-) -> list[Plan]:
-    """Plans for applying ``changes`` in order, each seeing the ones before it."""
-    view = _Overlay(index)
-    plans = []
+        added.append(plan)
+    changed = []
     for change in changes:
         if isinstance(change, Finish):
             plan = plan_finish(view, change, now)
@@ -285,8 +288,9 @@ def plan_write(
         else:
             raise TypeError(f"not an archive change: {change!r}")
         view.put(plan.candidate)
-        plans.append(plan)
-    return plans
+        changed.append(plan)
+    result = [view.get(p.candidate.id) for p in added] + [p.candidate for p in changed]
+    return BatchPlan(added, changed, result)
 
 
 def plan_finish(index: IndexView, change: Finish, now: float) -> Plan:

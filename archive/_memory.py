@@ -48,49 +48,31 @@ class InMemoryStorage(ArchiveStorage):
             return {key: json.loads(value) for key, value in self._meta.items()}
 
     # -- candidates -------------------------------------------------------------------
-    def add_candidate(self, new: NewCandidate, retire: Sequence[int] = ()) -> Candidate:
-        with self._lock:
-            plan = _changes.plan_add(self.index, new, retire, self._clock())
-            for retiree in plan.retired:
-                self.index._put(retiree)
-            self.index._put(plan.candidate)
-            return plan.candidate
-
-    def add_candidates(
-        self,
-        items: Sequence[tuple[NewCandidate, Sequence[int]]],
-        meta: Mapping[str, Any] | None = None,
-    ) -> list[Candidate]:
-        with self._lock:
-            plans, added = _changes.plan_add_many(self.index, items, self._clock())
-            meta_rows = _changes.encode_meta(meta or {})
-            self._meta.update(meta_rows)
-            for plan in plans:
-                for retiree in plan.retired:
-                    self.index._put(retiree)
-                self.index._put(plan.candidate)
-            return added
-
     def write(
         self,
         changes: Sequence[Change] = (),
         *,
+        new: Sequence[tuple[NewCandidate, Sequence[int]]] = (),
         cache: Sequence[CacheEntry] = (),
         meta: Mapping[str, Any] | None = None,
     ) -> list[Candidate]:
         cache_rows = [_changes.encode_cache_entry(entry) for entry in cache]
         meta_rows = _changes.encode_meta(meta or {})
-        if not (changes or cache_rows or meta_rows):
+        if not (new or changes or cache_rows or meta_rows):
             return []
         with self._lock:
             now = self._clock()
-            plans = _changes.plan_write(self.index, changes, now)
-            for plan in plans:
+            batch = _changes.plan_batch(self.index, new, changes, now)
+            for plan in batch.added:
+                for retiree in plan.retired:
+                    self.index._put(retiree)
+                self.index._put(plan.candidate)
+            for plan in batch.changed:
                 self.index._put(plan.candidate)
             for key, request_text, response_text in cache_rows:
                 self._cache.setdefault(key, (request_text, response_text, now))
             self._meta.update(meta_rows)
-            return [plan.candidate for plan in plans]
+            return batch.result
 
     def import_candidate(self, candidate: Candidate) -> None:
         with self._lock:

@@ -302,31 +302,6 @@ class SQLiteStorage(ArchiveStorage):
                 for key, value in self._read("SELECT key, value FROM meta ORDER BY key")}
 
     # -- candidates -------------------------------------------------------------------
-    def add_candidate(self, new: NewCandidate, retire: Sequence[int] = ()) -> Candidate:
-        with self._lock:
-            plan = _changes.plan_add(self.index, new, retire, self._clock())
-            with self._transaction() as conn:
-                self._insert_new(conn, plan)
-            self._publish(plan)
-            return plan.candidate
-
-    def add_candidates(
-        self,
-        items: Sequence[tuple[NewCandidate, Sequence[int]]],
-        meta: Mapping[str, Any] | None = None,
-    ) -> list[Candidate]:
-        with self._lock:
-            plans, added = _changes.plan_add_many(self.index, items, self._clock())
-            meta_rows = _changes.encode_meta(meta or {})
-            with self._transaction() as conn:
-                for plan in plans:
-                    self._insert_new(conn, plan)
-                if meta_rows:
-                    conn.executemany(_UPSERT_META, meta_rows)
-            for plan in plans:
-                self._publish(plan)
-            return added
-
     @staticmethod
     def _insert_new(conn: sqlite3.Connection, plan: _changes.Plan) -> None:
         c = plan.candidate
@@ -345,18 +320,21 @@ class SQLiteStorage(ArchiveStorage):
         self,
         changes: Sequence[Change] = (),
         *,
+        new: Sequence[tuple[NewCandidate, Sequence[int]]] = (),
         cache: Sequence[CacheEntry] = (),
         meta: Mapping[str, Any] | None = None,
     ) -> list[Candidate]:
         cache_rows = [_changes.encode_cache_entry(entry) for entry in cache]
         meta_rows = _changes.encode_meta(meta or {})
-        if not (changes or cache_rows or meta_rows):
+        if not (new or changes or cache_rows or meta_rows):
             return []
         with self._lock:
             now = self._clock()
-            plans = _changes.plan_write(self.index, changes, now)
+            batch = _changes.plan_batch(self.index, new, changes, now)
             with self._transaction() as conn:
-                for plan in plans:
+                for plan in batch.added:
+                    self._insert_new(conn, plan)
+                for plan in batch.changed:
                     c = plan.candidate
                     updated = conn.execute(_CHANGE, (
                         c.status.value, c.reason, plan.texts["usage"], plan.texts["timings"],
@@ -371,10 +349,12 @@ class SQLiteStorage(ArchiveStorage):
                     conn.executemany(_INSERT_CACHE, [(*row, now) for row in cache_rows])
                 if meta_rows:
                     conn.executemany(_UPSERT_META, meta_rows)
-            for plan in plans:
+            for plan in batch.added:
+                self._publish(plan)
+            for plan in batch.changed:
                 self.index._put(plan.candidate)
             self._cache_keys.update(row[0] for row in cache_rows)
-            return [plan.candidate for plan in plans]
+            return batch.result
 
     def import_candidate(self, candidate: Candidate) -> None:
         with self._lock:

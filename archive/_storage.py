@@ -68,7 +68,6 @@ class ArchiveStorage(ABC):
         """All metadata as a new dict (key -> JSON value), for copying and reports."""
 
     # -- candidates -------------------------------------------------------------------
-    @abstractmethod
     def add_candidate(self, new: NewCandidate, retire: Sequence[int] = ()) -> Candidate:
         """Create a ``pending`` candidate and retire ``retire`` (set their ``retired_by``
         to the new id) in one transaction. Ids are assigned 1, 2, 3, ...
@@ -76,8 +75,9 @@ class ArchiveStorage(ABC):
         Raises ``DuplicateSlotError`` if the slot is taken, ``UnknownCandidateError``
         if a parent or retiree does not exist.
         """
+        [candidate] = self.write(new=[(new, retire)])
+        return candidate
 
-    @abstractmethod
     def add_candidates(
         self,
         items: Sequence[tuple[NewCandidate, Sequence[int]]],
@@ -87,19 +87,23 @@ class ArchiveStorage(ABC):
         all in one transaction (a generation is committed whole or not at all). Returns
         the new candidates as they are after the whole batch.
         """
+        return self.write(new=items, meta=meta)
 
     @abstractmethod
     def write(
         self,
         changes: Sequence[Change] = (),
         *,
+        new: Sequence[tuple[NewCandidate, Sequence[int]]] = (),
         cache: Sequence[CacheEntry] = (),
         meta: Mapping[str, Any] | None = None,
     ) -> list[Candidate]:
-        """Apply ``changes`` in order (each sees the ones before it), store the ``cache``
-        entries (idempotent per key: a second entry for a key keeps the first) and the
-        ``meta`` values, all in ONE transaction: all or none. Returns each change's
-        candidate as it is after that change.
+        """Add the ``new`` candidates (each a ``NewCandidate`` and the ids it retires,
+        as ``add_candidate`` does), then apply ``changes``, each in order and seeing the
+        ones before it; store the ``cache`` entries (idempotent per key: a second entry
+        for a key keeps the first) and the ``meta`` values; all in ONE transaction: all
+        or none. Returns the new candidates as they are after the whole write, then
+        each change's candidate as it is after that change.
 
         This is the group commit of a run: what several tasks finish in the same
         moment costs one transaction. Raises ``InvalidTransitionError`` for a change the

@@ -60,7 +60,7 @@ from fitness import Benchmark, Example, render_messages, score_output  # noqa: E
 POPULATION, PREFILL_VERSION = 50, 1
 ROWS = (("generational", "tournament"), ("generational", "dgm"),
         ("steady_state", "tournament"), ("steady_state", "dgm"))
-PHASES = ("select", "operator", "mut LLM", "eval", "task LLM", "db add", "db write", "loop",
+PHASES = ("select", "operator", "mut LLM", "eval", "task LLM", "db write", "db cache", "loop",
           "gc", "idle", "busy")
 
 
@@ -168,8 +168,8 @@ class Clock:
 def instrument(clock: Clock, storage: ar.SQLiteStorage, engine: Engine) -> None:
     """Shadow methods of this pass's objects with timing wrappers (instance attributes, set
     with ``object.__setattr__`` because selectors and operators are frozen dataclasses)."""
-    sync = [(storage, "add_candidates", "db add"), (storage, "write", "db write"),
-            (storage, "cache_get", "db write"), (engine.selector, "select", "select")]
+    sync = [(storage, "write", "db write"), (storage, "cache_get", "db cache"),
+            (engine.selector, "select", "select")]
     coro = [(op, "mutate", "operator") for op in engine.operators.values()]
     coro += [(engine, "make_child", "operator"), (engine, "evaluate", "eval"),
              (engine, "validate", "eval"), (engine.mutator, "chat", "mut LLM"),
@@ -319,8 +319,8 @@ def print_row(r: Result, stub_rt: float) -> None:
 def print_breakdown(results: list[Result]) -> None:
     print("\nbreakdown, ms per candidate: exclusive event-loop time in the instrumented pass "
           "(operator: make_child and operator code;\neval: evaluate/validate code and scoring; "
-          "db add: new candidates; db write: group commits of results and\nLLM-cache entries, "
-          "and cache lookups; loop: Loop glue and asyncio)")
+          "db write: group commits of new candidates, results and\nLLM-cache entries; db cache: "
+          "cache lookups; loop: Loop glue and asyncio)")
     print(f"{'mode':<13}{'selector':<11}{'archive':>8}" + "".join(f"{c:>9}" for c in PHASES))
     for r in results:
         p, n = defaultdict(float, r.phases), max(r.made, 1)

@@ -50,7 +50,7 @@ class Loop:
         await self.evaluate_all(self.storage.index.candidates(status=Status.PENDING))
         if len(self.storage) == 0:
             children = await self.founders()
-            await self.evaluate_all(self.commit(children))
+            await self.evaluate_all(await self.commit(children))
         await self.validate_round()
 
     async def founders(self) -> list[Child]:
@@ -58,12 +58,12 @@ class Loop:
                                                       self.population_size)
         return [self.engine.founder(slot, f) for slot, f in enumerate(founders)]
 
-    def commit(self, children: Sequence[Child]) -> list[Candidate]:
+    async def commit(self, children: Sequence[Child]) -> list[Candidate]:
         """Write children as pending, all in one transaction."""
         if not children:
             return []
-        candidates = self.storage.add_candidates(
-            [(c.new, c.retire) for c in children], meta=self.engine.usage_meta())
+        candidates = await self.engine.writer.add(
+            [(c.new, c.retire) for c in children], meta=self.engine.usage_meta)
         self.engine.species.committed(candidates)
         return candidates
 
@@ -96,7 +96,7 @@ class Loop:
             children = await self.plan_generation(generation)
             if not children:
                 return "no parents to select from (every candidate failed or is invalid)"
-            await self.evaluate_all(self.commit(children))
+            await self.evaluate_all(await self.commit(children))
             await self.validate_round()
         return reason
 
@@ -141,7 +141,7 @@ class Loop:
             try:
                 parent = self.storage.get(selection.parent)
                 child = await self.engine.make_child(slot, selection, parent.generation + 1)
-                [candidate] = self.commit([child])
+                [candidate] = await self.commit([child])
             finally:
                 state.busy -= taken
                 state.unwritten -= 1

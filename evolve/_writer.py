@@ -1,26 +1,29 @@
 """Group commit of a run's archive writes.
 
-Every finished candidate, validation score and paid LLM response must be durable
-before the task that produced it goes on (a run killed afterwards must neither
-lose it nor pay for it again), but one transaction per write was the largest
-fixed cost per candidate. ``ArchiveWriter`` collects what the run's tasks write
-in the same event-loop turn and commits it with ONE ``ArchiveStorage.write``;
-each caller resumes once its write is committed, with its own result.
+Every new candidate, finished candidate, validation score and paid LLM response
+must be durable before the task that produced it goes on (a run killed
+afterwards must neither lose it nor pay for it again), but one transaction per
+write was the largest fixed cost per candidate. ``ArchiveWriter`` collects what
+the run's tasks write in the same event-loop turn and commits it with ONE
+``ArchiveStorage.write``; each caller resumes once its write is committed, with
+its own result.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from archive import ArchiveStorage, CacheEntry, Candidate, Change
+from archive import ArchiveStorage, CacheEntry, Candidate, Change, NewCandidate
 
 Meta = Callable[[], Mapping[str, Any]]
+_Committed = tuple[int, list[Candidate]]  # (how many were new, the write's result)
 
 
 class ArchiveWriter:
-    """Writes changes and cache entries in batches, one batch (transaction) per turn.
+    """Writes new candidates, changes and cache entries in batches, one batch (one
+    transaction) per event-loop turn.
 
     It is also the LLM clients' response cache (``cache_get``/``cache_store``). A
     failed batch raises its error in every caller of that batch; a caller that is
@@ -29,20 +32,30 @@ class ArchiveWriter:
 
     def __init__(self, storage: ArchiveStorage) -> None:
         self.storage = storage
+        self._new: list[tuple[NewCandidate, Sequence[int]]] = []
         self._changes: list[Change] = []
         self._cache: list[CacheEntry] = []
         self._meta: Meta | None = None
-        self._committed: asyncio.Future[list[Candidate]] | None = None
+        self._committed: asyncio.Future[_Committed] | None = None
+
+    async def add(self, items: Sequence[tuple[NewCandidate, Sequence[int]]],
+                  meta: Meta | None = None) -> list[Candidate]:
+        """Add new candidates (each with the ids it retires; all in the same
+        transaction) and return them as they are after it. ``meta``, if given, is
+        called at the commit and its values are stored in the same transaction (the
+        run's usage totals)."""
+        start = len(self._new)
+        self._new.extend(items)
+        _, result = await self._commit(meta)
+        return result[start:start + len(items)]
 
     async def apply(self, change: Change, meta: Meta | None = None) -> Candidate:
         """Apply one change (``Finish`` or ``AddScores``) and return the candidate after
-        it. ``meta``, if given, is called at the commit and its values are stored in
-        the same transaction (the run's usage totals)."""
+        it; ``meta`` as for ``add``."""
         position = len(self._changes)
         self._changes.append(change)
-        if meta is not None:
-            self._meta = meta
-        return (await self._commit())[position]
+        n_new, result = await self._commit(meta)
+        return result[n_new + position]
 
     def cache_get(self, key: str) -> Mapping[str, Any] | None:
         return self.storage.cache_get(key)
@@ -50,9 +63,11 @@ class ArchiveWriter:
     async def cache_store(self, key: str, request: Mapping[str, Any] | str,
                           response: Mapping[str, Any] | str) -> None:
         self._cache.append((key, request, response))
-        await self._commit()
+        await self._commit(None)
 
-    async def _commit(self) -> list[Candidate]:
+    async def _commit(self, meta: Meta | None) -> _Committed:
+        if meta is not None:
+            self._meta = meta
         if self._committed is None:
             loop = asyncio.get_running_loop()
             self._committed = loop.create_future()
@@ -60,16 +75,17 @@ class ArchiveWriter:
         return await asyncio.shield(self._committed)
 
     def _flush(self) -> None:
+        new, self._new = self._new, []
         changes, self._changes = self._changes, []
         cache, self._cache = self._cache, []
         meta, self._meta = self._meta, None
         committed, self._committed = self._committed, None
         assert committed is not None
         try:
-            result = self.storage.write(changes, cache=cache,
+            result = self.storage.write(changes, new=new, cache=cache,
                                         meta=None if meta is None else meta())
         except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
             committed.set_exception(exc)
             committed.exception()  # retrieved: callers may all have been cancelled
             return
-        committed.set_result(result)
+        committed.set_result((len(new), result))

@@ -17,17 +17,19 @@ class CountingStorage(InMemoryStorage):
         self.batches: list[tuple[list[int], list[str]]] = []
         self.fail = False
 
-    def write(self, changes=(), *, cache=(), meta=None):
+    def write(self, changes=(), *, new=(), cache=(), meta=None):
         if self.fail:
             raise OSError("disk full")
-        self.batches.append(([c.candidate_id for c in changes], [k for k, _, _ in cache]))
-        return super().write(changes, cache=cache, meta=meta)
+        self.batches.append(([n.slot for n, _ in new], [c.candidate_id for c in changes],
+                             [k for k, _, _ in cache]))
+        return super().write(changes, new=new, cache=cache, meta=meta)
 
 
 def storage_with(n: int) -> CountingStorage:
     storage = CountingStorage()
     for slot in range(n):
         storage.add_candidate(NewCandidate(slot=slot, kind="prompt", genome={"p": str(slot)}))
+    storage.batches.clear()
     return storage
 
 
@@ -50,9 +52,29 @@ def test_writes_of_one_turn_are_one_batch_and_durable_before_callers_resume():
         await writer.apply(AddScores(2, SplitScore("validation", 0.5)))
 
     asyncio.run(main())
-    assert storage.batches == [([1, 2, 3], []), ([], ["k1", "k2", "k3"]), ([2], [])]
+    assert storage.batches == [([], [1, 2, 3], []), ([], [], ["k1", "k2", "k3"]),
+                               ([], [2], [])]
     assert storage.get_meta("calls") == 3  # the last meta source given, read at the commit
     assert storage.get(2).score("validation") == 0.5
+
+
+def test_new_candidates_and_changes_share_a_batch_and_each_caller_gets_its_own():
+    storage = storage_with(2)
+    writer = ArchiveWriter(storage)
+
+    def child(slot: int) -> NewCandidate:
+        return NewCandidate(slot=slot, kind="prompt", genome={"p": "c"}, parent_ids=(1,))
+
+    async def main():
+        return await asyncio.gather(
+            writer.add([(child(5), [2]), (child(6), [])]), writer.apply(finish(1, 0.5)),
+            writer.add([(child(7), [])]), writer.apply(finish(2, 0.25)))
+
+    first, finished, second, other = asyncio.run(main())
+    assert storage.batches == [([5, 6, 7], [1, 2], [])]  # one transaction
+    assert [c.slot for c in first] == [5, 6] and [c.slot for c in second] == [7]
+    assert finished.id == 1 and finished.fitness == 0.5 and other.id == 2
+    assert other.retired_by == first[0].id  # retired by the new candidate in slot 5
 
 
 def test_a_failed_batch_reaches_every_waiting_caller():
