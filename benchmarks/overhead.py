@@ -1,15 +1,17 @@
 """The framework's own time per candidate as the archive grows (target: < 1 ms, flat).
 
     python benchmarks/overhead.py [--sizes 1000,10000,100000] [--children 500]
-        [--generation 25] [--quick] [--cache-dir DIR] [--profile DIR]
+        [--generation 25] [--repeat 3] [--quick] [--cache-dir DIR] [--profile DIR]
 
 An instant stub OpenAI server (``python -m tests.stub_openai``, its own process) and a trivial
 benchmark stand in for the models; the rest is real: an ``SQLiteStorage`` pre-filled with N
 evaluated candidates (50 alive, the rest tournament-retired; cached in --cache-dir, not
 measured), the selectors, the default operators, ``Engine`` and ``Loop`` built as
 ``Run._execute`` builds them, clients from ``open_clients`` (backend ``external``). Each row
-makes --children candidates twice on fresh copies of the archive. The clean pass gives wall
-and CPU time per candidate (with --profile it runs under cProfile). The instrumented pass
+makes --children candidates --repeat + 1 times on fresh copies of the archive. The clean
+passes give wall and CPU time per candidate (the median; with --profile they run under
+cProfile). With two or more cores the stub and this process are pinned to different cores,
+so that neither's scheduling moves the other's figures. The instrumented pass
 splits the event-loop thread's time into exclusive phases: a phase label travels with each
 asyncio task in a context variable set by timing wrappers, and task steps, wrapped calls,
 garbage collections and waits in the selector ("idle") charge the time since the last switch
@@ -28,6 +30,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -257,7 +260,9 @@ async def run_pass(storage: ar.SQLiteStorage, result: Result, args: argparse.Nam
 
 
 def measure(path: Path, result: Result, args: argparse.Namespace) -> Result:
-    for clock in (None, Clock()):
+    """``--repeat`` clean passes (their median wall and CPU time), then one instrumented."""
+    walls, cpus = [], []
+    for clock in [None] * max(1, args.repeat) + [Clock()]:
         with tempfile.TemporaryDirectory() as tmp:
             shutil.copyfile(path, Path(tmp) / "archive.sqlite")
             start = time.perf_counter()
@@ -274,6 +279,10 @@ def measure(path: Path, result: Result, args: argparse.Namespace) -> Result:
                 args.profile.mkdir(parents=True, exist_ok=True)
                 profiler.dump_stats(args.profile / f"{result.mode}-{result.selector}-"
                                                    f"{result.size}.prof")
+            if clock is None:
+                walls.append(result.wall)
+                cpus.append(result.cpu)
+    result.wall, result.cpu = statistics.median(walls), statistics.median(cpus)
     return result
 
 
@@ -340,12 +349,19 @@ def main() -> int:
     add("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "cladeforge-overhead",
         help="where pre-filled archives are kept between invocations")
     add("--profile", type=Path, default=None, help="write cProfile files of clean passes here")
+    add("--repeat", type=int, default=3,
+        help="clean passes per row; the median is shown (this machine's speed drifts)")
     args = parser.parse_args()
     if args.quick:
-        args.sizes, args.children = "300,1000", 50
+        args.sizes, args.children, args.repeat = "300,1000", 50, 1
     sizes = [int(s) for s in args.sizes.split(",")]
-    stub = subprocess.Popen([sys.executable, "-m", "tests.stub_openai"], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    cpus = sorted(os.sched_getaffinity(0))
+    pinned = len(cpus) >= 2  # the stub and the framework each on a core of its own
+    stub = subprocess.Popen(
+        [sys.executable, "-m", "tests.stub_openai"], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        preexec_fn=(lambda: os.sched_setaffinity(0, {cpus[-1]})) if pinned else None)
+    if pinned:
+        os.sched_setaffinity(0, {cpus[0]})
     try:
         assert stub.stdout is not None
         args.base_url = stub.stdout.readline().strip()
@@ -353,7 +369,9 @@ def main() -> int:
         sock_rt = socket_round_trip(args.base_url, samples)
         client_rt = asyncio.run(client_round_trip(args.base_url, samples))
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load average "
-              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; stub at {args.base_url}")
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; stub at {args.base_url}"
+              + (f"; framework on cpu {cpus[0]}, stub on cpu {cpus[-1]}" if pinned else "")
+              + f"; clean passes per row: {args.repeat} (median shown)")
         print(f"stub round trip (median of {samples}): raw socket {sock_rt * 1e3:.3f} ms, "
               f"LLMClient.chat {client_rt * 1e3:.3f} ms")
         paths = {}
