@@ -5,8 +5,9 @@ clients, strategies) and knows how to do each step for one candidate; what
 depends on the genome (prompt or code) is the species' business. The
 loops in ``_loop.py`` decide *when* to do them; every decision about *what*
 (which parent, which operator, which examples) is delegated to a strategy or
-drawn from the run's stream keyed by the candidate's slot (``_streams.py``), so a resumed run makes
-exactly the same choices.
+drawn from the run's stream keyed by the candidate's slot (``_streams.py``), so
+a resumed run makes exactly the same choices. Everything written to the archive
+goes through the run's ``ArchiveWriter`` (group commit).
 """
 
 from __future__ import annotations
