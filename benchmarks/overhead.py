@@ -250,6 +250,7 @@ async def run_pass(storage: ar.SQLiteStorage, result: Result, args: argparse.Nam
         with clock.hooked(asyncio.get_running_loop()) if clock else nullcontext():
             start, cpu = time.perf_counter(), time.process_time()
             await (loop.generational() if result.mode == "generational" else loop.steady_state())
+            writer.close()
             wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         result.made = len(storage) - before
         result.requests = engine.mutator.stats().calls + engine.task.stats().calls

@@ -179,7 +179,10 @@ class Run:
                     return await loop.generational()
                 return await loop.steady_state()
             finally:
-                self.storage.set_meta(loop.engine.usage_meta())
+                try:
+                    writer.close()  # the LLM responses still queued
+                finally:
+                    self.storage.set_meta(loop.engine.usage_meta())
 
     @asynccontextmanager
     async def _species(self, clients: Clients, benchmark: Any) -> AsyncIterator[Species]:

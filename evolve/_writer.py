@@ -12,6 +12,7 @@ its own result.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -27,16 +28,19 @@ class ArchiveWriter:
 
     It is also the LLM clients' response cache (``cache_get``/``cache_store``). A
     failed batch raises its error in every caller of that batch; a caller that is
-    cancelled while waiting does not cancel the commit.
+    cancelled while waiting does not cancel the commit. A failed batch of queued
+    LLM responses alone, which nobody waits for, raises its error in the next
+    ``add``, ``apply`` or ``close``. ``close()`` commits whatever is still queued.
     """
 
     def __init__(self, storage: ArchiveStorage) -> None:
         self.storage = storage
         self._new: list[tuple[NewCandidate, Sequence[int]]] = []
         self._changes: list[Change] = []
-        self._cache: list[CacheEntry] = []
+        self._cache: dict[str, CacheEntry] = {}  # queued LLM responses by key
         self._meta: Meta | None = None
         self._committed: asyncio.Future[_Committed] | None = None
+        self._unreported: BaseException | None = None  # a failed batch nobody waited for
 
     async def add(self, items: Sequence[tuple[NewCandidate, Sequence[int]]],
                   meta: Meta | None = None) -> list[Candidate]:
@@ -44,6 +48,7 @@ class ArchiveWriter:
         transaction) and return them as they are after it. ``meta``, if given, is
         called at the commit and its values are stored in the same transaction (the
         run's usage totals)."""
+        self._raise_unreported()
         start = len(self._new)
         self._new.extend(items)
         _, result = await self._commit(meta)
@@ -52,39 +57,64 @@ class ArchiveWriter:
     async def apply(self, change: Change, meta: Meta | None = None) -> Candidate:
         """Apply one change (``Finish`` or ``AddScores``) and return the candidate after
         it; ``meta`` as for ``add``."""
+        self._raise_unreported()
         position = len(self._changes)
         self._changes.append(change)
         n_new, result = await self._commit(meta)
         return result[n_new + position]
 
     def cache_get(self, key: str) -> Mapping[str, Any] | None:
-        return self.storage.cache_get(key)
+        queued = self._cache.get(key)
+        if queued is None:
+            return self.storage.cache_get(key)
+        response = queued[2]
+        return json.loads(response) if isinstance(response, str) else response
 
-    async def cache_store(self, key: str, request: Mapping[str, Any] | str,
-                          response: Mapping[str, Any] | str) -> None:
-        self._cache.append((key, request, response))
-        await self._commit(None)
+    def cache_store(self, key: str, request: Mapping[str, Any] | str,
+                    response: Mapping[str, Any] | str) -> None:
+        """Queue an LLM response; it is committed at the end of this event-loop turn
+        (see the module docstring)."""
+        self._cache.setdefault(key, (key, request, response))
+        self._schedule()
+
+    def close(self) -> None:
+        """Commit what is queued now, and raise the error of any failed batch that no
+        caller has seen."""
+        if self._committed is not None:
+            self._flush()
+        self._raise_unreported()
 
     async def _commit(self, meta: Meta | None) -> _Committed:
         if meta is not None:
             self._meta = meta
+        return await asyncio.shield(self._schedule())
+
+    def _schedule(self) -> asyncio.Future[_Committed]:
         if self._committed is None:
             loop = asyncio.get_running_loop()
             self._committed = loop.create_future()
             loop.call_soon(self._flush)
-        return await asyncio.shield(self._committed)
+        return self._committed
+
+    def _raise_unreported(self) -> None:
+        if self._unreported is not None:
+            error, self._unreported = self._unreported, None
+            raise error
 
     def _flush(self) -> None:
+        committed, self._committed = self._committed, None
+        if committed is None:  # committed already by close()
+            return
         new, self._new = self._new, []
         changes, self._changes = self._changes, []
-        cache, self._cache = self._cache, []
+        cache, self._cache = list(self._cache.values()), {}
         meta, self._meta = self._meta, None
-        committed, self._committed = self._committed, None
-        assert committed is not None
         try:
             result = self.storage.write(changes, new=new, cache=cache,
                                         meta=None if meta is None else meta())
         except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
+            if not (new or changes):  # only queued LLM responses: nobody is waiting
+                self._unreported = exc
             committed.set_exception(exc)
             committed.exception()  # retrieved: callers may all have been cancelled
             return

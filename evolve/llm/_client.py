@@ -230,7 +230,7 @@ class LLMClient:
                 self._counts["prompt_tokens"] += completion.prompt_tokens
                 self._counts["completion_tokens"] += completion.completion_tokens
                 if self.cache is not None:  # the bytes sent and received, as they were
-                    await self.cache.cache_store(key, data.decode(), _text(response.body))
+                    self.cache.cache_store(key, data.decode(), _text(response.body))
                 return completion
             message = _server_message(response.body)
             if response.status == 429 or response.status >= 500:

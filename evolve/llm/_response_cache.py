@@ -10,12 +10,15 @@ from typing import Any, Protocol, runtime_checkable
 class ResponseCache(Protocol):
     """A response cache keyed by request hash.
 
-    ``cache_store`` returns once the entry is durable: a run killed afterwards must
-    not pay for that request again. Request and response may be given as JSON text
-    (the client passes the bytes it sent and received) or as mappings.
+    ``cache_store`` makes the entry durable at once or, at the latest, at the end of
+    the current event-loop turn (the run's archive writer commits it there, with
+    whatever else the turn wrote), and ``cache_get`` finds it from the moment it
+    was stored: a run killed afterwards must not pay for that request again.
+    Request and response may be given as JSON text (the client passes the bytes
+    it sent and received) or as mappings.
     """
 
     def cache_get(self, key: str) -> Mapping[str, Any] | None: ...
 
-    async def cache_store(self, key: str, request: Mapping[str, Any] | str,
+    def cache_store(self, key: str, request: Mapping[str, Any] | str,
                           response: Mapping[str, Any] | str) -> None: ...

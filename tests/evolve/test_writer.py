@@ -1,5 +1,6 @@
 """Group commit of the archive writes: one transaction per event-loop turn, durable
-before any caller goes on, each caller with its own result."""
+before any caller goes on, each caller with its own result; LLM responses are queued
+and committed at the end of the turn, with what their caller writes next."""
 
 from __future__ import annotations
 
@@ -44,8 +45,11 @@ def test_writes_of_one_turn_are_one_batch_and_durable_before_callers_resume():
     async def evaluate(cid: int) -> None:
         candidate = await writer.apply(finish(cid, cid / 10), meta=lambda: {"calls": cid})
         assert candidate == storage.get(cid) and candidate.fitness == cid / 10
-        await writer.cache_store(f"k{cid}", {"n": cid}, '{"text": "x"}')
-        assert storage.cache_get(f"k{cid}") == {"text": "x"}  # durable on return
+        writer.cache_store(f"k{cid}", {"n": cid}, '{"text": "x"}')
+        assert storage.cache_get(f"k{cid}") is None  # queued, not written yet ...
+        assert writer.cache_get(f"k{cid}") == {"text": "x"}  # ... but found already
+        await asyncio.sleep(0)
+        assert storage.cache_get(f"k{cid}") == {"text": "x"}  # durable at the turn's end
 
     async def main() -> None:
         await asyncio.gather(*(evaluate(cid) for cid in (1, 2, 3)))
@@ -56,6 +60,52 @@ def test_writes_of_one_turn_are_one_batch_and_durable_before_callers_resume():
                                ([], [2], [])]
     assert storage.get_meta("calls") == 3  # the last meta source given, read at the commit
     assert storage.get(2).score("validation") == 0.5
+
+
+def test_a_queued_response_joins_what_its_caller_writes_next():
+    storage = storage_with(1)
+    writer = ArchiveWriter(storage)
+
+    async def main() -> None:
+        writer.cache_store("k", "{}", '{"text": "x"}')  # the LLM client's answer ...
+        await writer.apply(finish(1, 0.5))  # ... and the candidate scored with it
+
+    asyncio.run(main())
+    assert storage.batches == [([], [1], ["k"])]  # one transaction
+
+
+def test_a_failed_batch_of_queued_responses_is_reported_by_the_next_write():
+    storage = storage_with(1)
+    writer = ArchiveWriter(storage)
+
+    async def main() -> None:
+        storage.fail = True
+        writer.cache_store("k", "{}", "{}")
+        await asyncio.sleep(0)  # the commit fails; nobody waits for it
+        storage.fail = False
+        with pytest.raises(OSError, match="disk full"):
+            await writer.apply(finish(1, 0.5))
+        assert await writer.apply(finish(1, 0.5))  # reported once
+
+    asyncio.run(main())
+
+
+def test_close_commits_what_is_queued_and_reports_a_failure():
+    storage = storage_with(1)
+    writer = ArchiveWriter(storage)
+
+    async def main() -> None:
+        writer.cache_store("k", "{}", '{"text": "y"}')
+        writer.close()  # before the scheduled commit runs
+        assert storage.cache_get("k") == {"text": "y"}
+        await asyncio.sleep(0)  # the scheduled commit finds nothing left to do
+        storage.fail = True
+        writer.cache_store("k2", "{}", "{}")
+        with pytest.raises(OSError, match="disk full"):
+            writer.close()
+
+    asyncio.run(main())
+    assert storage.batches == [([], [], ["k"])]
 
 
 def test_new_candidates_and_changes_share_a_batch_and_each_caller_gets_its_own():
@@ -83,7 +133,8 @@ def test_a_failed_batch_reaches_every_waiting_caller():
     writer = ArchiveWriter(storage)
 
     async def main():
-        return await asyncio.gather(writer.apply(finish(1, 0.1)), writer.cache_store("k", {}, {}),
+        writer.cache_store("k", {}, {})
+        return await asyncio.gather(writer.apply(finish(1, 0.1)), writer.add([]),
                                     return_exceptions=True)
 
     assert [type(r) for r in asyncio.run(main())] == [OSError, OSError]

@@ -39,8 +39,8 @@ class DictCache:
         item = self.items.get(key)
         return item[1] if item else None
 
-    async def cache_store(self, key: str, request: Mapping[str, Any] | str,
-                          response: Mapping[str, Any] | str) -> None:
+    def cache_store(self, key: str, request: Mapping[str, Any] | str,
+                    response: Mapping[str, Any] | str) -> None:
         decoded = [json.loads(x) if isinstance(x, str) else x for x in (request, response)]
         self.items.setdefault(key, (decoded[0], decoded[1]))
 
