@@ -16,6 +16,7 @@ from ._leaderboard import Leaderboard
 from ._records import Candidate, Status
 
 _TOP_KEPT = 64  # entries per split's leaderboard: top(k) up to this is O(k)
+_LOG_KEPT = 1 << 16  # entries of the change log kept (see changed_since)
 
 
 def _evaluated_scores(candidate: Candidate | None) -> dict[str, float]:
@@ -45,6 +46,9 @@ class ArchiveIndex:
         self._population: set[int] = set()  # alive and evaluated
         self._population_ids: np.ndarray | None = None  # sorted, read-only; None: stale
         self._leaders: dict[str, Leaderboard] = {}  # split -> its best evaluated scores
+        # ids whose fitness or child count may have changed, in order (see changed_since)
+        self._log: list[int] = []
+        self._log_start = 0  # the mark of self._log[0]
 
     # -- writes (storage only) --------------------------------------------------------
     def _put(self, candidate: Candidate) -> None:
@@ -60,11 +64,18 @@ class ArchiveIndex:
         self._max_generation = max(self._max_generation, candidate.generation)
         for split in candidate.scores:
             self._scored.setdefault(split, set()).add(cid)
+        log = self._log
+        log.append(cid)
         if previous is None:
             for pid in dict.fromkeys(candidate.parent_ids):
                 self._children.setdefault(pid, []).append(cid)
                 self._grow(pid)
                 self._n_children[pid] += 1
+                log.append(pid)
+        if len(log) > _LOG_KEPT:
+            drop = len(log) - _LOG_KEPT // 2
+            del log[:drop]
+            self._log_start += drop
         fit = candidate.fitness
         self._fitness[cid] = np.nan if fit is None else fit
         self._alive[cid] = candidate.alive
@@ -186,6 +197,19 @@ class ArchiveIndex:
             ids.flags.writeable = False
             self._population_ids = ids
         return self._population_ids
+
+    def _mark(self) -> int:
+        return self._log_start + len(self._log)
+
+    def changed_since(self, mark: int) -> tuple[int, list[int] | None]:
+        """(the current mark, the ids whose fitness or child count may have changed since
+        ``mark``, with repeats), so that a strategy can keep per-candidate values up to
+        date without a scan. The list is None when the log no longer reaches back to
+        ``mark`` (or ``mark`` is -1): consider every candidate changed."""
+        now = self._mark()
+        if mark < self._log_start or mark > now:
+            return now, None
+        return now, self._log[mark - self._log_start:]
 
     def fitness_of(self, ids: np.ndarray) -> np.ndarray:
         """Training fitness per id (NaN where not evaluated)."""

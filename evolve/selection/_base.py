@@ -45,34 +45,52 @@ def without(ids: np.ndarray, busy: AbstractSet[int]) -> np.ndarray:
     return ids[~np.isin(ids, np.fromiter(busy, dtype=np.int64, count=len(busy)))]
 
 
-_BLOCK = 512
+BLOCK = 512  # weights per block in weighted_draw
 
 
-def weighted_draw(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
+def weighted_draw(weights: np.ndarray, u: np.ndarray,
+                  block_sums: np.ndarray | None = None) -> np.ndarray:
     """Indices drawn with probability proportional to ``weights`` (>= 0, some > 0), one per
     uniform in ``u`` (values in [0, 1)), by inverting the cumulative weights.
 
     For a few draws from many weights, the cumulative sum is taken over block sums
     and then inside the one block each draw lands in, which avoids a sequential
-    ``cumsum`` over the whole archive. An index of zero weight is never returned.
+    ``cumsum`` over the whole archive. ``block_sums``, if given, are the sums of the
+    full blocks of ``BLOCK`` weights (a caller that keeps them saves the summing).
+    An index of zero weight is never returned.
     """
     n = len(weights)
-    last = n - 1 - int(np.argmax(weights[::-1] > 0.0))
-    full = n // _BLOCK
-    if full < 4 or len(u) * _BLOCK * 4 > n:
+    last = _last_positive(weights)
+    full = n // BLOCK
+    if full < 4 or len(u) * BLOCK * 4 > n:
         cdf = np.cumsum(weights)
         return np.minimum(np.searchsorted(cdf, u * cdf[-1], side="right"), last)
-    blocks = weights[: full * _BLOCK].reshape(full, _BLOCK)  # a view, no copy
-    tail = weights[full * _BLOCK:]
-    block_cdf = np.cumsum(np.append(blocks.sum(axis=1), tail.sum()))
+    blocks = weights[: full * BLOCK].reshape(full, BLOCK)  # a view, no copy
+    tail = weights[full * BLOCK:]
+    if block_sums is None:
+        block_sums = blocks.sum(axis=1)
+    block_cdf = np.cumsum(np.append(block_sums, tail.sum()))
     target = u * block_cdf[-1]
-    b = np.minimum(np.searchsorted(block_cdf, target, side="right"), last // _BLOCK)
-    rows = np.zeros((len(u), _BLOCK))
+    b = np.minimum(np.searchsorted(block_cdf, target, side="right"), last // BLOCK)
+    rows = np.zeros((len(u), BLOCK))
     in_full = b < full
     rows[in_full] = blocks[b[in_full]]
     rows[~in_full, : len(tail)] = tail
     inner = np.cumsum(rows, axis=1)
     rest = target - (block_cdf[b] - inner[:, -1])
     j = np.count_nonzero(inner <= rest[:, None], axis=1)  # searchsorted(side="right") per row
-    last_in_row = _BLOCK - 1 - np.argmax(rows[:, ::-1] > 0.0, axis=1)
-    return b * _BLOCK + np.minimum(j, last_in_row)
+    last_in_row = BLOCK - 1 - np.argmax(rows[:, ::-1] > 0.0, axis=1)
+    return b * BLOCK + np.minimum(j, last_in_row)
+
+
+def _last_positive(weights: np.ndarray) -> int:
+    """The index of the last weight > 0 (the last index if none is), looking back from
+    the end one block at a time: it is usually near the end."""
+    end = len(weights)
+    while end > 0:
+        start = max(0, end - BLOCK)
+        positive = weights[start:end] > 0.0
+        if positive.any():
+            return end - 1 - int(np.argmax(positive[::-1]))
+        end = start
+    return len(weights) - 1

@@ -19,6 +19,7 @@ implementation (jennyzzt/dgm, ``DGM_outer.py``, ``choose_selfimproves`` with
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from archive._index import ArchiveIndex
 
 from .._errors import SelectionError
 from .._schema import doc
-from ._base import Selection, Selector, weighted_draw
+from ._base import BLOCK, Selection, Selector, weighted_draw
 
 _TOP = re.compile(r"top(\d+)")
 
@@ -56,46 +57,56 @@ class DGMSelector(Selector):
         elif not np.isfinite(self.midpoint):
             raise ValueError("midpoint must be finite")
 
-    def alpha0(self, scores: np.ndarray) -> float:
-        """The sigmoid midpoint for these candidate scores (NaN = not evaluated)."""
+        object.__setattr__(self, "_kept", _KeptWeights())  # not an option: a cache
+
+    def alpha0(self, view: ArchiveIndex) -> float:
+        """The sigmoid midpoint: the fixed one, or the mean training score of the K best
+        evaluated candidates (summed best first; NaN when none is evaluated)."""
         if not isinstance(self.midpoint, str):
             return float(self.midpoint)
-        return _top_mean(np.where(np.isnan(scores), -np.inf, scores), int(self.midpoint[3:]))
+        best = [c.fitness for c in view.top(int(self.midpoint[3:]))]
+        total = 0.0
+        for score in best:
+            total += score
+        return total / len(best) if best else math.nan
 
     def weights(self, view: ArchiveIndex) -> np.ndarray:
         """Unnormalised selection weight of every id from 0 to ``view.max_id()`` (0 for ids
         that are not evaluated candidates)."""
-        # one float buffer reused in place: with 100k candidates, fresh temporaries cost
-        # more (allocation, page faults) than the arithmetic
+        return self._weigh(view)[0]
+
+    def _weigh(self, view: ArchiveIndex) -> tuple[np.ndarray, bool]:
+        """(the weights, whether they are the formula's: False after the fallback)."""
         scores = view.fitness_array()
         unevaluated = np.isnan(scores)
         if unevaluated.all():
             raise SelectionError("no evaluated candidate to select a parent from (every "
                                  "candidate is pending, failed or invalid)")
-        buf = scores.copy()
-        if isinstance(self.midpoint, str):
-            buf[unevaluated] = -np.inf
-            alpha0 = _top_mean(buf, int(self.midpoint[3:]))
-        else:
-            alpha0 = float(self.midpoint)
-        # sigmoid(x) / (1 + children) == 1 / ((1 + exp(-x)) * (1 + children)), x = λ(s − α₀)
-        np.subtract(alpha0, scores, out=buf)
+        alpha0 = self.alpha0(view)
+        children = view.children_count_array()
+        buf = self._formula(scores, children, alpha0)
+        buf[unevaluated] = 0.0
+        if buf.sum() > 0.0:
+            return buf, True
+        # every sigmoid underflowed (very sharp, midpoint far above all scores): log space
+        ok = ~unevaluated
+        shift = self.lambda_ * (alpha0 - scores[ok])
+        log_w = -np.logaddexp(0.0, shift) - np.log(children[ok] + 1)
+        buf[ok] = np.exp(log_w - log_w.max())
+        return buf, False
+
+    def _formula(self, scores: np.ndarray, children: np.ndarray, alpha0: float) -> np.ndarray:
+        """sigmoid(λ(s − α₀)) / (1 + children) == 1 / ((1 + exp(λ(α₀ − s))) (1 + children)),
+        in one new buffer reused in place (with 100k candidates, fresh temporaries cost
+        more than the arithmetic). The same operations on any subset of ids give the same
+        bits, which the kept weights rely on."""
+        buf = np.subtract(alpha0, scores)
         buf *= self.lambda_
         with np.errstate(over="ignore", invalid="ignore"):
             np.exp(buf, out=buf)
             buf += 1.0
-            children = view.children_count_array()
-            children += 1
-            buf *= children
+            buf *= children + 1
             np.reciprocal(buf, out=buf)
-        buf[unevaluated] = 0.0
-        if buf.sum() > 0.0:
-            return buf
-        # every sigmoid underflowed (very sharp, midpoint far above all scores): log space
-        ok = ~unevaluated
-        shift = self.lambda_ * (alpha0 - scores[ok])
-        log_w = -np.logaddexp(0.0, shift) - np.log(children[ok])
-        buf[ok] = np.exp(log_w - log_w.max())
         return buf
 
     def probabilities(self, view: ArchiveIndex) -> tuple[np.ndarray, np.ndarray]:
@@ -110,19 +121,64 @@ class DGMSelector(Selector):
         is retired)."""
         if n <= 0:
             return []
-        picks = weighted_draw(self.weights(view), rng.random(n))  # an index is an id
+        kept: _KeptWeights = self._kept  # type: ignore[attr-defined]
+        weights, block_sums = kept.current(self, view)
+        picks = weighted_draw(weights, rng.random(n), block_sums)  # an index is an id
         return [Selection(parent=int(i)) for i in picks.tolist()]
 
 
-def _top_mean(values: np.ndarray, k: int) -> float:
-    """Mean of the ``k`` largest finite values (fewer if fewer exist); ``values`` is
-    overwritten."""
-    k = min(k, int(np.count_nonzero(values > -np.inf)))
-    if k > 4:
-        return float(np.partition(values, len(values) - k)[len(values) - k:].mean())
-    total = 0.0
-    for _ in range(k):  # a few passes of argmax beat a partition for small k
-        i = int(values.argmax())
-        total += values[i]
-        values[i] = -np.inf
-    return total / k
+class _KeptWeights:
+    """The weights of every id (and their sums per block of ``BLOCK`` ids, for
+    ``weighted_draw``), kept in step with one index through its change log: a selection
+    re-weighs only the candidates whose score or child count changed since the last one
+    (a steady-state run selects after every candidate; weighing a 100k archive each time
+    cost about 1 ms). Everything is weighed again when the midpoint moves, when many ids
+    changed, or after the log-space fallback. Gives the same bits as ``weights``."""
+
+    def __init__(self) -> None:
+        self.view: ArchiveIndex | None = None
+        self.mark = -1
+        self.alpha0 = math.nan
+        self.exact = False  # False: none yet, or the fallback's (weigh everything again)
+        self.weights = np.zeros(0)
+        self.block_sums = np.zeros(0)
+
+    def current(self, selector: DGMSelector, view: ArchiveIndex) -> tuple[np.ndarray,
+                                                                         np.ndarray]:
+        """(the weights, their sums per full block), as ``selector.weights(view)`` gives
+        them and as ``weighted_draw`` sums them."""
+        mark, changed = view.changed_since(self.mark if self.view is view else -1)
+        alpha0 = selector.alpha0(view)
+        n = view.max_id() + 1
+        if (changed is None or not self.exact or alpha0 != self.alpha0
+                or len(changed) > n // 16 + 64 or not self._update(selector, view, changed)):
+            self.weights, self.exact = selector._weigh(view)
+            full = n // BLOCK
+            self.block_sums = self.weights[: full * BLOCK].reshape(full, BLOCK).sum(axis=1)
+        self.view, self.mark, self.alpha0 = view, mark, alpha0
+        return self.weights, self.block_sums
+
+    def _update(self, selector: DGMSelector, view: ArchiveIndex, changed: list[int]) -> bool:
+        """Re-weigh ``changed`` ids in place; False when a full weighing is needed."""
+        n = view.max_id() + 1
+        weights = self.weights
+        if n > len(weights):
+            weights = self.weights = np.concatenate([weights, np.zeros(n - len(weights))])
+        if changed:
+            ids = np.fromiter(set(changed), dtype=np.intp)
+            scores = view.fitness_of(ids)
+            new = selector._formula(scores, view.children_count_of(ids), self.alpha0)
+            new[np.isnan(scores)] = 0.0
+            weights[ids] = new
+            touched = set((ids // BLOCK).tolist())
+        else:
+            touched = set()
+        full = n // BLOCK
+        if full > len(self.block_sums):
+            touched.update(range(len(self.block_sums), full))
+            self.block_sums = np.concatenate([self.block_sums,
+                                              np.zeros(full - len(self.block_sums))])
+        for b in touched:
+            if b < full:
+                self.block_sums[b] = weights[b * BLOCK:(b + 1) * BLOCK].sum()
+        return bool(self.block_sums.sum() + weights[full * BLOCK:].sum() > 0.0)
