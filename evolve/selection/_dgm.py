@@ -162,8 +162,12 @@ class _KeptWeights:
         """Re-weigh ``changed`` ids in place; False when a full weighing is needed."""
         n = view.max_id() + 1
         weights = self.weights
-        if n > len(weights):
-            weights = self.weights = np.concatenate([weights, np.zeros(n - len(weights))])
+        if n > len(weights):  # new ids: grow into spare room (ids arrive one by one)
+            room = weights.base if weights.base is not None else weights
+            if n > len(room):
+                room = np.zeros(max(n, 2 * len(room)))
+                room[: len(weights)] = weights
+            weights = self.weights = room[:n]
         if changed:
             ids = np.fromiter(set(changed), dtype=np.intp)
             scores = view.fitness_of(ids)
