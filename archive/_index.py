@@ -44,6 +44,7 @@ class ArchiveIndex:
         # kept as candidates change, so that the questions asked after every candidate
         # (population, best, top k) do not scan the archive
         self._population: set[int] = set()  # alive and evaluated
+        self._pending: set[int] = set()  # asked for at every start of a run
         self._population_ids: np.ndarray | None = None  # sorted, read-only; None: stale
         self._leaders: dict[str, Leaderboard] = {}  # split -> its best evaluated scores
         # ids whose fitness or child count may have changed, in order (see changed_since)
@@ -80,6 +81,10 @@ class ArchiveIndex:
         self._fitness[cid] = np.nan if fit is None else fit
         self._alive[cid] = candidate.alive
         member = fit is not None and candidate.alive
+        if candidate.status is Status.PENDING:
+            self._pending.add(cid)
+        else:
+            self._pending.discard(cid)
         if member != (cid in self._population):
             (self._population.add if member else self._population.discard)(cid)
             self._population_ids = None
@@ -140,6 +145,9 @@ class ArchiveIndex:
         """Candidates in id order, optionally filtered by status and population membership."""
         wanted = None if status is None else (
             {status} if isinstance(status, Status) else set(status))
+        if wanted == {Status.PENDING}:  # kept as candidates change: no scan
+            return [c for c in (self._by_id[i] for i in sorted(self._pending))
+                    if alive is None or c.alive == alive]
         ordered = (self._by_id.values() if self._in_id_order
                    else (c for _, c in sorted(self._by_id.items())))
         return [

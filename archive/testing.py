@@ -153,6 +153,8 @@ def check_index_consistent(index: ArchiveIndex) -> None:
         index.get(i).fitness if i in index else None for i in ids[1:]]
     assert index.population_ids().tolist() == [
         c.id for c in cands if c.alive and c.fitness is not None]
+    assert index.candidates(status=Status.PENDING) == [
+        c for c in cands if c.status is Status.PENDING]
     # the leaderboards answer as a scan would (best first, ties: lower id first)
     evaluated = [c for c in cands if c.fitness is not None]
     by_fitness = sorted(evaluated, key=lambda c: (-(c.fitness or 0.0), c.id))
