@@ -68,22 +68,20 @@ def weighted_draw(weights: np.ndarray, u: np.ndarray,
     if full < 4 or len(u) * BLOCK * 4 > n:
         cdf = np.cumsum(weights)
         return np.minimum(np.searchsorted(cdf, u * cdf[-1], side="right"), last)
-    blocks = weights[: full * BLOCK].reshape(full, BLOCK)  # a view, no copy
     tail = weights[full * BLOCK:]
     if block_sums is None:
-        block_sums = blocks.sum(axis=1)
+        block_sums = weights[: full * BLOCK].reshape(full, BLOCK).sum(axis=1)
     block_cdf = np.cumsum(np.append(block_sums, tail.sum()))
-    target = u * block_cdf[-1]
-    b = np.minimum(np.searchsorted(block_cdf, target, side="right"), last // BLOCK)
-    rows = np.zeros((len(u), BLOCK))
-    in_full = b < full
-    rows[in_full] = blocks[b[in_full]]
-    rows[~in_full, : len(tail)] = tail
-    inner = np.cumsum(rows, axis=1)
-    rest = target - (block_cdf[b] - inner[:, -1])
-    j = np.count_nonzero(inner <= rest[:, None], axis=1)  # searchsorted(side="right") per row
-    last_in_row = BLOCK - 1 - np.argmax(rows[:, ::-1] > 0.0, axis=1)
-    return b * BLOCK + np.minimum(j, last_in_row)
+    targets = u * block_cdf[-1]
+    picked = np.minimum(np.searchsorted(block_cdf, targets, side="right"), last // BLOCK)
+    out = np.empty(len(u), dtype=np.intp)
+    for k, (target, b) in enumerate(zip(targets.tolist(), picked.tolist(), strict=True)):
+        row = weights[b * BLOCK:(b + 1) * BLOCK]
+        inner = np.cumsum(row)
+        rest = target - (block_cdf[b] - inner[-1])
+        j = int(np.searchsorted(inner, rest, side="right"))
+        out[k] = b * BLOCK + min(j, _last_positive(row))
+    return out
 
 
 def _last_positive(weights: np.ndarray) -> int:
