@@ -188,14 +188,12 @@ def population_prompts(view: ArchiveIndex, slot: int,
     A member with fewer task prompts contributes its last one.
     """
     ids = view.population_ids()
-    fitness = view.fitness_of(ids)
+    get = view.get
     out = []
-    for cid, fit in zip(ids.tolist(), fitness.tolist(), strict=True):
-        if cid == exclude:
-            continue
-        prompts = view.get(cid).genome.get("task_prompts") or ()
-        if prompts:
-            out.append((cid, float(fit), str(prompts[min(slot, len(prompts) - 1)])))
+    for cid, fit in zip(ids.tolist(), view.fitness_of(ids).tolist(), strict=True):
+        prompts = get(cid).genome.get("task_prompts")
+        if prompts and cid != exclude:
+            out.append((cid, fit, str(prompts[slot if slot < len(prompts) else -1])))
     return out
 
 
