@@ -188,13 +188,19 @@ def population_prompts(view: ArchiveIndex, slot: int,
     A member with fewer task prompts contributes its last one.
     """
     ids = view.population_ids()
-    get = view.get
     out = []
     for cid, fit in zip(ids.tolist(), view.fitness_of(ids).tolist(), strict=True):
-        prompts = get(cid).genome.get("task_prompts")
-        if prompts and cid != exclude:
-            out.append((cid, fit, str(prompts[slot if slot < len(prompts) else -1])))
+        text = member_prompt(view, cid, slot)
+        if text is not None and cid != exclude:
+            out.append((cid, fit, text))
     return out
+
+
+def member_prompt(view: ArchiveIndex, cid: int, slot: int) -> str | None:
+    """Candidate ``cid``'s task prompt at ``slot`` (its last one if it has fewer; None if
+    it has none)."""
+    prompts = view.get(cid).genome.get("task_prompts")
+    return str(prompts[slot if slot < len(prompts) else -1]) if prompts else None
 
 
 @dataclass(frozen=True, kw_only=True)

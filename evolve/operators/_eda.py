@@ -11,15 +11,17 @@ last): Promptbreeder found that this framing works better than the honest one.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
+from archive._index import ArchiveIndex
+
 from .._genome import PromptGenome
 from .._schema import doc
-from ._base import InvalidChild, MutationContext, PromptOperator, Transcript, population_prompts
+from ._base import InvalidChild, MutationContext, PromptOperator, Transcript, member_prompt
 from ._text import distinct, numbered, same_text
 
 
@@ -57,7 +59,7 @@ class _PopulationList(PromptOperator):
 
     async def _rewrite(self, ctx: MutationContext, genome: PromptGenome, slot: int,
                        transcript: Transcript) -> str:
-        listed = self._listing(population_prompts(ctx.view, slot), ctx.rng)
+        listed = self._listing(ctx.view, slot, ctx.rng)
         if not listed:
             raise InvalidChild(f"{self.name}: the population has no task prompts to list",
                                transcript.exchanges)
@@ -68,9 +70,24 @@ class _PopulationList(PromptOperator):
         return text
 
     @abstractmethod
-    def _listing(self, members: list[tuple[int, float, str]],
-                 rng: np.random.Generator) -> list[str]:
+    def _listing(self, view: ArchiveIndex, slot: int, rng: np.random.Generator) -> list[str]:
         """The task prompts to show, in the order shown."""
+
+    def _distinct(self, view: ArchiveIndex, ids: np.ndarray, order: np.ndarray,
+                  slot: int) -> list[str]:
+        """The distinct task prompts of the members ``ids[order]``, in that order. Members
+        are read only until ``max_items`` are found: under DGM selection nothing is
+        retired, and the population can be the whole archive."""
+        texts: list[str] = []
+
+        def read() -> Iterator[str]:
+            for k in order:
+                text = member_prompt(view, int(ids[k]), slot)
+                if text is not None:
+                    texts.append(text)
+                    yield text
+
+        return [texts[i] for i in distinct(read(), self.similarity_threshold, self.max_items)]
 
     @abstractmethod
     def _request(self, genome: PromptGenome, listed: Sequence[str]) -> str: ...
@@ -82,10 +99,9 @@ class EDA(_PopulationList):
 
     name: ClassVar[str] = "eda"
 
-    def _listing(self, members: list[tuple[int, float, str]],
-                 rng: np.random.Generator) -> list[str]:
-        texts = [members[i][2] for i in rng.permutation(len(members))]
-        return [texts[i] for i in distinct(texts, self.similarity_threshold, self.max_items)]
+    def _listing(self, view: ArchiveIndex, slot: int, rng: np.random.Generator) -> list[str]:
+        ids = view.population_ids()
+        return self._distinct(view, ids, rng.permutation(len(ids)), slot)
 
     def _request(self, genome: PromptGenome, listed: Sequence[str]) -> str:
         return eda_request(listed)
@@ -97,12 +113,10 @@ class EDARankIndex(_PopulationList):
 
     name: ClassVar[str] = "eda_rank_index"
 
-    def _listing(self, members: list[tuple[int, float, str]],
-                 rng: np.random.Generator) -> list[str]:
-        best_first = sorted(members, key=lambda m: (-m[1], m[0]))
-        texts = [m[2] for m in best_first]
-        kept = distinct(texts, self.similarity_threshold, self.max_items)
-        return [texts[i] for i in reversed(kept)]
+    def _listing(self, view: ArchiveIndex, slot: int, rng: np.random.Generator) -> list[str]:
+        ids = view.population_ids()
+        best_first = np.lexsort((ids, -view.fitness_of(ids)))  # ties: the lower id first
+        return self._distinct(view, ids, best_first, slot)[::-1]
 
     def _request(self, genome: PromptGenome, listed: Sequence[str]) -> str:
         return rank_index_request(genome.mutation_prompt, listed)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 #: default cap on the length of a prompt taken from an answer, in characters
 MAX_PROMPT_CHARS = 800
@@ -178,9 +178,10 @@ def similarity(a: str, b: str) -> float:
     return cosine(trigrams(a), trigrams(b))
 
 
-def distinct(texts: Sequence[str], threshold: float, limit: int | None = None) -> list[int]:
+def distinct(texts: Iterable[str], threshold: float, limit: int | None = None) -> list[int]:
     """Indices of ``texts`` kept greedily in order, skipping any text whose similarity to
-    an already kept one is >= ``threshold``; stops after ``limit`` kept texts."""
+    an already kept one is >= ``threshold``; stops after ``limit`` kept texts (and reads
+    no further than the text after the last one kept)."""
     kept: list[int] = []
     kept_texts: list[str] = []
     for i, text in enumerate(texts):
