@@ -80,8 +80,7 @@ class ArchiveWriter:
     def close(self) -> None:
         """Commit what is queued now, and raise the error of any failed batch that no
         caller has seen."""
-        if self._committed is not None:
-            self._flush()
+        self._flush()
         self._raise_unreported()
 
     async def _commit(self, meta: Meta | None) -> _Committed:
@@ -103,7 +102,7 @@ class ArchiveWriter:
 
     def _flush(self) -> None:
         committed, self._committed = self._committed, None
-        if committed is None:  # committed already by close()
+        if committed is None:  # nothing queued, or committed already by close()
             return
         new, self._new = self._new, []
         changes, self._changes = self._changes, []

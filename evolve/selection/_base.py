@@ -70,7 +70,7 @@ def weighted_draw(weights: np.ndarray, u: np.ndarray,
         return np.minimum(np.searchsorted(cdf, u * cdf[-1], side="right"), last)
     tail = weights[full * BLOCK:]
     if block_sums is None:
-        block_sums = weights[: full * BLOCK].reshape(full, BLOCK).sum(axis=1)
+        block_sums = full_block_sums(weights)
     block_cdf = np.cumsum(np.append(block_sums, tail.sum()))
     targets = u * block_cdf[-1]
     picked = np.minimum(np.searchsorted(block_cdf, targets, side="right"), last // BLOCK)
@@ -82,6 +82,13 @@ def weighted_draw(weights: np.ndarray, u: np.ndarray,
         j = int(np.searchsorted(inner, rest, side="right"))
         out[k] = b * BLOCK + min(j, _last_positive(row))
     return out
+
+
+def full_block_sums(weights: np.ndarray) -> np.ndarray:
+    """The sums of the full blocks of ``BLOCK`` weights, as ``weighted_draw`` takes them
+    (whoever keeps them must sum the same way, to draw the same bits)."""
+    full = len(weights) // BLOCK
+    return weights[: full * BLOCK].reshape(full, BLOCK).sum(axis=1)
 
 
 def _last_positive(weights: np.ndarray) -> int:

@@ -31,7 +31,7 @@ from archive._index import ArchiveIndex
 
 from .._errors import SelectionError
 from .._schema import doc
-from ._base import BLOCK, Selection, Selector, weighted_draw
+from ._base import BLOCK, Selection, Selector, full_block_sums, weighted_draw
 
 _TOP = re.compile(r"top(\d+)")
 
@@ -66,7 +66,7 @@ class DGMSelector(Selector):
             return float(self.midpoint)
         best = [c.fitness for c in view.top(int(self.midpoint[3:]))]
         total = 0.0
-        for score in best:
+        for score in best:  # not sum(): from Python 3.12 it compensates, other bits
             total += score
         return total / len(best) if best else math.nan
 
@@ -153,8 +153,7 @@ class _KeptWeights:
         if (changed is None or not self.exact or alpha0 != self.alpha0
                 or len(changed) > n // 16 + 64 or not self._update(selector, view, changed)):
             self.weights, self.exact = selector._weigh(view)
-            full = n // BLOCK
-            self.block_sums = self.weights[: full * BLOCK].reshape(full, BLOCK).sum(axis=1)
+            self.block_sums = full_block_sums(self.weights)
         self.view, self.mark, self.alpha0 = view, mark, alpha0
         return self.weights, self.block_sums
 
@@ -184,5 +183,5 @@ class _KeptWeights:
                                               np.zeros(full - len(self.block_sums))])
         for b in touched:
             if b < full:
-                self.block_sums[b] = weights[b * BLOCK:(b + 1) * BLOCK].sum()
+                self.block_sums[b] = full_block_sums(weights[b * BLOCK:(b + 1) * BLOCK])[0]
         return bool(self.block_sums.sum() + weights[full * BLOCK:].sum() > 0.0)
