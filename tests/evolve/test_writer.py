@@ -1,6 +1,8 @@
-"""Group commit of the archive writes: one transaction per event-loop turn, durable
-before any caller goes on, each caller with its own result; LLM responses are queued
-and committed at the end of the turn, with what their caller writes next."""
+"""Group commit of the archive writes: one transaction per batch, durable before any
+caller goes on, each caller with its own result; LLM responses are queued and
+committed with the batch, with what their caller writes next. Most tests use
+``settle=0`` (a batch is committed at the end of the event-loop turn of its first
+write); the last ones show what ``settle`` adds."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def finish(cid: int, mean: float) -> Finish:
 
 def test_writes_of_one_turn_are_one_batch_and_durable_before_callers_resume():
     storage = storage_with(3)
-    writer = ArchiveWriter(storage)
+    writer = ArchiveWriter(storage, settle=0)
 
     async def evaluate(cid: int) -> None:
         candidate = await writer.apply(finish(cid, cid / 10), meta=lambda: {"calls": cid})
@@ -64,7 +66,7 @@ def test_writes_of_one_turn_are_one_batch_and_durable_before_callers_resume():
 
 def test_a_queued_response_joins_what_its_caller_writes_next():
     storage = storage_with(1)
-    writer = ArchiveWriter(storage)
+    writer = ArchiveWriter(storage, settle=0)
 
     async def main() -> None:
         writer.cache_store("k", "{}", '{"text": "x"}')  # the LLM client's answer ...
@@ -76,7 +78,7 @@ def test_a_queued_response_joins_what_its_caller_writes_next():
 
 def test_a_failed_batch_of_queued_responses_is_reported_by_the_next_write():
     storage = storage_with(1)
-    writer = ArchiveWriter(storage)
+    writer = ArchiveWriter(storage, settle=0)
 
     async def main() -> None:
         storage.fail = True
@@ -92,7 +94,7 @@ def test_a_failed_batch_of_queued_responses_is_reported_by_the_next_write():
 
 def test_close_commits_what_is_queued_and_reports_a_failure():
     storage = storage_with(1)
-    writer = ArchiveWriter(storage)
+    writer = ArchiveWriter(storage, settle=0)
 
     async def main() -> None:
         writer.cache_store("k", "{}", '{"text": "y"}')
@@ -110,7 +112,7 @@ def test_close_commits_what_is_queued_and_reports_a_failure():
 
 def test_new_candidates_and_changes_share_a_batch_and_each_caller_gets_its_own():
     storage = storage_with(2)
-    writer = ArchiveWriter(storage)
+    writer = ArchiveWriter(storage, settle=0)
 
     def child(slot: int) -> NewCandidate:
         return NewCandidate(slot=slot, kind="prompt", genome={"p": "c"}, parent_ids=(1,))
@@ -130,7 +132,7 @@ def test_new_candidates_and_changes_share_a_batch_and_each_caller_gets_its_own()
 def test_a_failed_batch_reaches_every_waiting_caller():
     storage = storage_with(2)
     storage.fail = True
-    writer = ArchiveWriter(storage)
+    writer = ArchiveWriter(storage, settle=0)
 
     async def main():
         writer.cache_store("k", {}, {})
@@ -143,7 +145,7 @@ def test_a_failed_batch_reaches_every_waiting_caller():
 
 def test_an_invalid_change_fails_its_whole_batch():
     storage = storage_with(1)
-    writer = ArchiveWriter(storage)
+    writer = ArchiveWriter(storage, settle=0)
 
     async def main():
         return await asyncio.gather(writer.apply(finish(1, 0.1)), writer.apply(finish(1, 0.2)),
@@ -156,7 +158,7 @@ def test_an_invalid_change_fails_its_whole_batch():
 
 def test_a_cancelled_caller_does_not_cancel_the_commit():
     storage = storage_with(1)
-    writer = ArchiveWriter(storage)
+    writer = ArchiveWriter(storage, settle=0)
 
     async def main():
         task = asyncio.create_task(writer.apply(finish(1, 0.3)))
@@ -168,3 +170,45 @@ def test_a_cancelled_caller_does_not_cancel_the_commit():
 
     asyncio.run(main())
     assert storage.get(1).fitness == 0.3
+
+
+def test_a_batch_waits_settle_iterations_for_writes_of_tasks_woken_meanwhile():
+    storage = storage_with(4)
+    writer = ArchiveWriter(storage, settle=2)
+    durable_when_resumed = []
+
+    async def evaluate(cid: int, delay: int) -> None:
+        for _ in range(delay):  # woken later, as by an answer that was already waiting
+            await asyncio.sleep(0)
+        candidate = await writer.apply(finish(cid, 0.5))
+        durable_when_resumed.append(storage.get(cid).status is Status.EVALUATED
+                                    and candidate.status is Status.EVALUATED)
+
+    async def main() -> None:
+        await asyncio.gather(*(evaluate(cid, delay) for cid, delay in
+                               ((1, 0), (2, 1), (3, 2), (4, 3))))
+
+    asyncio.run(main())
+    # 2 and 3 write within the two iterations that the batch of 1 waits; 4 is too late
+    assert storage.batches == [([], [1, 2, 3], []), ([], [4], [])]
+    assert durable_when_resumed == [True] * 4
+
+
+def test_close_commits_a_settling_batch_once():
+    storage = storage_with(1)
+    writer = ArchiveWriter(storage, settle=3)
+
+    async def main() -> None:
+        writer.cache_store("k", "{}", '{"text": "y"}')
+        writer.close()
+        writer.cache_store("k2", "{}", '{"text": "z"}')  # a new batch, its own settling
+        for _ in range(4):
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert storage.batches == [([], [], ["k"]), ([], [], ["k2"])]
+
+
+def test_settle_must_not_be_negative():
+    with pytest.raises(ValueError, match="settle"):
+        ArchiveWriter(InMemoryStorage(), settle=-1)
