@@ -34,7 +34,7 @@ class ArchiveIndex:
         self._by_slot: dict[int, int] = {}
         self._children: dict[int, list[int]] = {}
         self._fitness = np.full(1024, np.nan)  # NaN: not evaluated
-        self._alive = np.zeros(1024, dtype=bool)
+        self._member = np.zeros(1024, dtype=bool)  # alive and evaluated: in the population
         self._n_children = np.zeros(1024, dtype=np.int64)
         self._max_id = 0  # kept by _put so that id/slot allocation stays O(1)
         self._max_slot = -1
@@ -79,7 +79,6 @@ class ArchiveIndex:
             self._log_start += drop
         fit = candidate.fitness
         self._fitness[cid] = np.nan if fit is None else fit
-        self._alive[cid] = candidate.alive
         member = fit is not None and candidate.alive
         if candidate.status is Status.PENDING:
             self._pending.add(cid)
@@ -87,6 +86,7 @@ class ArchiveIndex:
             self._pending.discard(cid)
         if member != (cid in self._population):
             (self._population.add if member else self._population.discard)(cid)
+            self._member[cid] = member
             self._population_ids = None
         self._update_leaders(previous, candidate)
 
@@ -111,7 +111,7 @@ class ArchiveIndex:
             return
         new = max(size * 2, cid + 1)
         self._fitness = np.concatenate([self._fitness, np.full(new - size, np.nan)])
-        self._alive = np.concatenate([self._alive, np.zeros(new - size, dtype=bool)])
+        self._member = np.concatenate([self._member, np.zeros(new - size, dtype=bool)])
         self._n_children = np.concatenate([self._n_children, np.zeros(new - size, np.int64)])
 
     # -- reads ---------------------------------------------------------------------------
@@ -199,12 +199,24 @@ class ArchiveIndex:
 
     def population_ids(self) -> np.ndarray:
         """Ids of alive, evaluated candidates (the current population), ascending
-        (a read-only array)."""
+        (a read-only array).
+
+        Rebuilt after the population changes: from the set when the population is a small
+        part of the archive (a tournament's), else from the membership array (under DGM
+        selection the population is the whole archive, and sorting it would take ms)."""
         if self._population_ids is None:
-            ids = np.array(sorted(self._population), dtype=np.intp)
+            n = self._max_id + 1
+            if len(self._population) * 128 < n:
+                ids = np.array(sorted(self._population), dtype=np.intp)
+            else:
+                ids = np.flatnonzero(self._member[:n]).astype(np.intp, copy=False)
             ids.flags.writeable = False
             self._population_ids = ids
         return self._population_ids
+
+    def in_population(self, candidate_id: int) -> bool:
+        """Whether the candidate is alive and evaluated."""
+        return candidate_id in self._population
 
     def _mark(self) -> int:
         return self._log_start + len(self._log)

@@ -3,19 +3,21 @@
     python benchmarks/overhead.py [--sizes 1000,10000,100000] [--children 500]
         [--generation 25] [--repeat 3] [--quick] [--cache-dir DIR] [--profile DIR]
 
-An instant stub OpenAI server (``python -m tests.stub_openai``, its own process) and a trivial
-benchmark stand in for the models; the rest is real: an ``SQLiteStorage`` pre-filled with N
-evaluated candidates (50 alive, the rest tournament-retired; cached in --cache-dir, not
-measured), the selectors, the default operators, ``Engine`` and ``Loop`` built as
-``Run._execute`` builds them, clients from ``open_clients`` (backend ``external``). Each row
-makes --children candidates --repeat + 1 times on fresh copies of the archive. The clean
-passes give wall and CPU time per candidate (the median; with --profile they run under
-cProfile). With two or more cores the stub and this process are pinned to different cores,
-so that neither's scheduling moves the other's figures. The instrumented pass
-splits the event-loop thread's time into exclusive phases: a phase label travels with each
-asyncio task in a context variable set by timing wrappers, and task steps, wrapped calls,
-garbage collections and waits in the selector ("idle") charge the time since the last switch
-to the running label. "stub ms": the raw-socket round trip x LLM requests per candidate.
+An instant stub OpenAI server (``python -m tests.stub_openai``, its own process) and a
+trivial benchmark stand in for the models; the rest is real: an ``SQLiteStorage`` pre-filled
+with N evaluated candidates (cached in --cache-dir, not measured; shaped as the row's
+selector leaves an archive: for tournament rows 50 alive and the rest retired, for DGM rows
+all alive, since the DGM retires nobody and its population is the whole archive), the
+selectors, the default operators, ``Engine`` and ``Loop`` built as ``Run._execute`` builds
+them, clients from ``open_clients`` (backend ``external``). Each row makes --children
+candidates --repeat + 1 times on fresh copies of the archive. The clean passes give wall and
+CPU time per candidate (the median; with --profile they run under cProfile). With two or
+more cores the stub and this process are pinned to different cores, so that neither's
+scheduling moves the other's figures. The instrumented pass splits the event-loop thread's
+time into exclusive phases: a phase label travels with each asyncio task in a context
+variable set by timing wrappers, and task steps, wrapped calls, garbage collections and
+waits in the selector ("idle") charge the time since the last switch to the running label.
+"stub ms": the raw-socket round trip x LLM requests per candidate.
 """
 
 from __future__ import annotations
@@ -182,9 +184,13 @@ def instrument(clock: Clock, storage: ar.SQLiteStorage, engine: Engine) -> None:
             object.__setattr__(obj, name, wrap(label, getattr(obj, name)))
 
 
-def prefilled(size: int, cache_dir: Path, bench: Addition) -> tuple[Path, str]:
-    """A closed archive of ``size`` evaluated candidates (cached), and how it was got."""
-    path = cache_dir / f"overhead-s{ar.SCHEMA_VERSION}-v{PREFILL_VERSION}-{size}.sqlite"
+def prefilled(size: int, cache_dir: Path, bench: Addition, *,
+              retire: bool = True) -> tuple[Path, str]:
+    """A closed archive of ``size`` evaluated candidates (cached), and how it was got. With
+    ``retire`` each child retires the member made ``POPULATION`` candidates before it (a
+    tournament's archive); without, every candidate stays alive (a DGM archive)."""
+    shape = "tournament" if retire else "dgm"
+    path = cache_dir / f"overhead-s{ar.SCHEMA_VERSION}-v{PREFILL_VERSION}-{shape}-{size}.sqlite"
     if path.exists():
         return path, f"cached {path}"
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -208,7 +214,7 @@ def prefilled(size: int, cache_dir: Path, bench: Addition) -> tuple[Path, str]:
                     cid - 1, "prompt", PromptGenome((prompt,), mp).to_dict(), parents,
                     "first_order_direct", (cid - 1) // 25,
                     {"exchanges": [exchange], "seconds": 0.001}, usage),
-                    (cid - POPULATION,) if cid > POPULATION else ()))  # the tournament's loser
+                    (cid - POPULATION,) if retire and cid > POPULATION else ()))  # the loser
             for c in storage.add_candidates(items):
                 ex = train[int(rng.integers(len(train)))]
                 out = "echo: " + render_messages(c.genome["task_prompts"], (), ex.question,
@@ -385,15 +391,17 @@ def main() -> int:
               f"LLMClient.chat {client_rt * 1e3:.3f} ms")
         paths = {}
         for size in sizes:
-            paths[size], how = prefilled(size, args.cache_dir, Addition())
-            print(f"archive of {size:,} candidates: {how}", flush=True)
+            for selector in dict.fromkeys(selector for _, selector in ROWS):
+                paths[size, selector], how = prefilled(size, args.cache_dir, Addition(),
+                                                       retire=selector != "dgm")
+                print(f"archive of {size:,} candidates for {selector}: {how}", flush=True)
         print(f"\n{'mode':<13}{'selector':<11}{'archive':>8}{'open s':>7}{'made':>6}"
               f"{'wall ms':>9}{'cpu ms':>8}{'busy ms':>9}{'req':>6}{'stub ms':>9}"
               f"{'wall-stub':>10}   (ms per candidate; open s: load + first full gc)")
         results = []
         for size in sizes:
             for mode, selector in ROWS:
-                results.append(measure(paths[size], Result(size, mode, selector), args))
+                results.append(measure(paths[size, selector], Result(size, mode, selector), args))
                 print_row(results[-1], sock_rt)
         print_breakdown(results)
         print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

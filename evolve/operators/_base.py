@@ -181,21 +181,6 @@ def pick(rng: np.random.Generator, items: Sequence[Any]) -> Any:
     return items[int(rng.integers(len(items)))]
 
 
-def population_prompts(view: ArchiveIndex, slot: int,
-                       exclude: int | None = None) -> list[tuple[int, float, str]]:
-    """(id, fitness, task prompt at ``slot``) of each population member, in id order.
-
-    A member with fewer task prompts contributes its last one.
-    """
-    ids = view.population_ids()
-    out = []
-    for cid, fit in zip(ids.tolist(), view.fitness_of(ids).tolist(), strict=True):
-        text = member_prompt(view, cid, slot)
-        if text is not None and cid != exclude:
-            out.append((cid, fit, text))
-    return out
-
-
 def member_prompt(view: ArchiveIndex, cid: int, slot: int) -> str | None:
     """Candidate ``cid``'s task prompt at ``slot`` (its last one if it has fewer; None if
     it has none)."""

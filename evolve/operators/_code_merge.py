@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
-
 from .._schema import doc
 from ._base import InvalidChild, Transcript
 from ._code_base import (
@@ -48,7 +46,7 @@ from ._code_base import (
     show_file,
 )
 from ._code_patch import PatchError, code_from_answer, conflict_line
-from ._crossover import fitness_proportional
+from ._donor import draw_member
 
 LABELS = ("parent", "base", "donor")
 
@@ -143,15 +141,12 @@ class Merge(CodeOperator):
     def _donor(self, ctx: CodeMutationContext) -> int:
         """A population member other than the parent (and not of its commit), by fitness."""
         own = ctx.parent.genome.get("commit")
-        ids = ctx.view.population_ids()
-        fitness = ctx.view.fitness_of(ids)
-        members = [(int(cid), float(fit)) for cid, fit in zip(ids.tolist(), fitness.tolist(),
-                                                              strict=True)
-                   if cid != ctx.parent.id and ctx.view.get(cid).genome.get("commit") != own]
-        if not members:
+        donor = draw_member(ctx.view, ctx.rng, lambda cid: cid != ctx.parent.id and (
+            ctx.view.get(cid).genome.get("commit") != own))
+        if donor is None:
             raise InvalidChild("merge: no other population member (with a different commit) "
                                "to merge with")
-        return members[fitness_proportional(ctx.rng, np.array([f for _, f in members]))][0]
+        return donor
 
     async def _merge(self, ctx: CodeMutationContext, donor: Mapping[str, str],
                      base: Mapping[str, str], donor_id: int

@@ -10,27 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
-
-from ._base import (
-    InvalidChild,
-    Mutation,
-    MutationContext,
-    Operator,
-    parent_genome,
-    population_prompts,
-)
+from ._base import InvalidChild, Mutation, MutationContext, Operator, member_prompt, parent_genome
+from ._donor import draw_member
 from ._text import same_text
-
-
-def fitness_proportional(rng: np.random.Generator, fitness: np.ndarray) -> int:
-    """An index drawn with probability proportional to fitness (clipped at 0; uniform
-    when no fitness is positive)."""
-    weights = np.clip(np.nan_to_num(fitness, nan=0.0), 0.0, None)
-    total = weights.sum()
-    if not np.isfinite(total) or total <= 0:
-        return int(rng.integers(len(fitness)))
-    return int(rng.choice(len(fitness), p=weights / total))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,12 +25,15 @@ class Crossover(Operator):
         parent = parent_genome(ctx)
         prompts = list(parent.task_prompts)
         slot = int(ctx.rng.integers(len(prompts)))
-        donors = [m for m in population_prompts(ctx.view, slot, exclude=ctx.parent.id)
-                  if m[2].strip() and not same_text(m[2], prompts[slot])]
-        if not donors:
+
+        def differs(cid: int) -> bool:
+            text = member_prompt(ctx.view, cid, slot)
+            return (cid != ctx.parent.id and text is not None and bool(text.strip())
+                    and not same_text(text, prompts[slot]))
+
+        donor = draw_member(ctx.view, ctx.rng, differs)
+        if donor is None:
             raise InvalidChild(
                 "crossover: no other population member has a different task prompt")
-        donor_id, _, text = donors[fitness_proportional(
-            ctx.rng, np.array([m[1] for m in donors]))]
-        prompts[slot] = text
-        return Mutation(parent.with_task_prompts(*prompts), extra_parents=(donor_id,))
+        prompts[slot] = str(member_prompt(ctx.view, donor, slot))
+        return Mutation(parent.with_task_prompts(*prompts), extra_parents=(donor,))

@@ -11,7 +11,7 @@ last): Promptbreeder found that this framing works better than the honest one.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -23,6 +23,36 @@ from .._genome import PromptGenome
 from .._schema import doc
 from ._base import InvalidChild, MutationContext, PromptOperator, Transcript, member_prompt
 from ._text import distinct, numbered, same_text
+
+LEADERS = 64  # as many as the archive's leaderboard keeps: reading them is cheap
+
+
+def shuffled(ids: np.ndarray, rng: np.random.Generator, head: int) -> Iterator[int]:
+    """``ids`` in uniformly random order, drawn as read: ``head`` of them first (in time
+    proportional to ``head``, not to ``len(ids)``), a shuffle of the rest only if read."""
+    first = rng.choice(len(ids), size=min(head, len(ids)), replace=False)
+    yield from ids[first].tolist()
+    if len(first) < len(ids):
+        rest = np.delete(ids, first)
+        yield from rest[rng.permutation(len(rest))].tolist()
+
+
+def best_first(view: ArchiveIndex, first: int = LEADERS) -> Iterator[int]:
+    """The population's members, best training fitness first (ties: the lower id first),
+    sorted as read. When the population is most of the archive (as under DGM selection),
+    the archive's best ``first``, then 8 times as many, and so on, are read before the
+    whole population is sorted: the members among the archive's k best are the
+    population's best."""
+    ids = view.population_ids()
+    done = 0
+    if len(ids) * 2 > len(view):
+        k = first
+        while k < len(ids):
+            members = [c.id for c in view.top(k) if view.in_population(c.id)]
+            yield from members[done:]
+            done, k = len(members), k * 8
+    order = np.lexsort((ids, -view.fitness_of(ids)))
+    yield from ids[order[done:]].tolist()
 
 
 def eda_request(listed: Sequence[str]) -> str:
@@ -73,16 +103,15 @@ class _PopulationList(PromptOperator):
     def _listing(self, view: ArchiveIndex, slot: int, rng: np.random.Generator) -> list[str]:
         """The task prompts to show, in the order shown."""
 
-    def _distinct(self, view: ArchiveIndex, ids: np.ndarray, order: np.ndarray,
-                  slot: int) -> list[str]:
-        """The distinct task prompts of the members ``ids[order]``, in that order. Members
-        are read only until ``max_items`` are found: under DGM selection nothing is
-        retired, and the population can be the whole archive."""
+    def _distinct(self, view: ArchiveIndex, ids: Iterable[int], slot: int) -> list[str]:
+        """The distinct task prompts of the members ``ids``, in that order. Members are
+        read only until ``max_items`` are found: under DGM selection nothing is retired,
+        and the population can be the whole archive."""
         texts: list[str] = []
 
         def read() -> Iterator[str]:
-            for k in order:
-                text = member_prompt(view, int(ids[k]), slot)
+            for cid in ids:
+                text = member_prompt(view, cid, slot)
                 if text is not None:
                     texts.append(text)
                     yield text
@@ -100,8 +129,8 @@ class EDA(_PopulationList):
     name: ClassVar[str] = "eda"
 
     def _listing(self, view: ArchiveIndex, slot: int, rng: np.random.Generator) -> list[str]:
-        ids = view.population_ids()
-        return self._distinct(view, ids, rng.permutation(len(ids)), slot)
+        return self._distinct(view, shuffled(view.population_ids(), rng, 8 * self.max_items),
+                              slot)
 
     def _request(self, genome: PromptGenome, listed: Sequence[str]) -> str:
         return eda_request(listed)
@@ -114,9 +143,7 @@ class EDARankIndex(_PopulationList):
     name: ClassVar[str] = "eda_rank_index"
 
     def _listing(self, view: ArchiveIndex, slot: int, rng: np.random.Generator) -> list[str]:
-        ids = view.population_ids()
-        best_first = np.lexsort((ids, -view.fitness_of(ids)))  # ties: the lower id first
-        return self._distinct(view, ids, best_first, slot)[::-1]
+        return self._distinct(view, best_first(view), slot)[::-1]
 
     def _request(self, genome: PromptGenome, listed: Sequence[str]) -> str:
         return rank_index_request(genome.mutation_prompt, listed)
