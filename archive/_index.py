@@ -36,6 +36,7 @@ class ArchiveIndex:
         self._fitness = np.full(1024, np.nan)  # NaN: not evaluated
         self._member = np.zeros(1024, dtype=bool)  # alive and evaluated: in the population
         self._n_children = np.zeros(1024, dtype=np.int64)
+        self._first_parent = np.full(1024, -1, dtype=np.int64)  # -1: a founder
         self._max_id = 0  # kept by _put so that id/slot allocation stays O(1)
         self._max_slot = -1
         self._max_generation = -1
@@ -68,6 +69,8 @@ class ArchiveIndex:
         log = self._log
         log.append(cid)
         if previous is None:
+            if candidate.parent_ids:
+                self._first_parent[cid] = candidate.parent_ids[0]
             for pid in dict.fromkeys(candidate.parent_ids):
                 self._children.setdefault(pid, []).append(cid)
                 self._grow(pid)
@@ -113,6 +116,8 @@ class ArchiveIndex:
         self._fitness = np.concatenate([self._fitness, np.full(new - size, np.nan)])
         self._member = np.concatenate([self._member, np.zeros(new - size, dtype=bool)])
         self._n_children = np.concatenate([self._n_children, np.zeros(new - size, np.int64)])
+        self._first_parent = np.concatenate([self._first_parent,
+                                             np.full(new - size, -1, np.int64)])
 
     # -- reads ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -193,6 +198,21 @@ class ArchiveIndex:
             ids = ids[fitness[ids] >= kth]
         order = np.lexsort((ids, -fitness[ids]))
         return [self._by_id[int(i)] for i in ids[order][:k]]
+
+    def descent(self, candidate_id: int, max_depth: int | None = None) -> list[int]:
+        """``candidate_id`` and its first-parent ancestors, newest first: at most
+        ``max_depth`` ancestors, and none past one that is not in the archive. (Walked in
+        an array of ids: the candidates themselves lie all over memory in a large
+        archive, and reading them cost four times as much.)"""
+        first = self._first_parent
+        line, seen = [candidate_id], {candidate_id}
+        while max_depth is None or len(line) <= max_depth:
+            pid = first.item(line[-1])
+            if pid < 0 or pid in seen or pid not in self._by_id:
+                break
+            line.append(pid)
+            seen.add(pid)
+        return line
 
     def children(self, candidate_id: int) -> list[int]:
         return list(self._children.get(candidate_id, ()))

@@ -290,6 +290,9 @@ def measure(path: Path, result: Result, args: argparse.Namespace) -> Result:
                     asyncio.run(run_pass(storage, result, args, clock))
             finally:
                 storage.close()
+                del storage
+                gc.unfreeze()  # let the archive go: each pass starts as a new run does
+                gc.collect()
             if profiler:
                 args.profile.mkdir(parents=True, exist_ok=True)
                 profiler.dump_stats(args.profile / f"{result.mode}-{result.selector}-"

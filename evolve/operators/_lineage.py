@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+
 from archive._index import ArchiveIndex
 from archive._records import Candidate
 
@@ -21,31 +23,15 @@ from ._base import InvalidChild, MutationContext, PromptOperator, Transcript
 from ._text import numbered, same_text
 
 
-def lineage(view: ArchiveIndex, candidate: Candidate, max_depth: int | None = None
-            ) -> list[Candidate]:
-    """``candidate`` and its first-parent ancestors (at most ``max_depth``), oldest first."""
-    line = [candidate]
-    seen = {candidate.id}
-    while (line[-1].parent_ids and line[-1].parent_ids[0] not in seen
-           and (max_depth is None or len(line) <= max_depth)):
-        pid = line[-1].parent_ids[0]
-        if pid not in view:
-            break
-        seen.add(pid)
-        line.append(view.get(pid))
-    return line[::-1]
-
-
-def elites(line: list[Candidate]) -> list[Candidate]:
-    """The candidates of ``line`` (oldest first) that beat every earlier one."""
-    best = float("-inf")
-    out = []
-    for c in line:
-        fit = c.fitness
-        if fit is not None and fit > best:
-            best = fit
-            out.append(c)
-    return out
+def elites(view: ArchiveIndex, candidate: Candidate, max_depth: int | None = None
+           ) -> list[Candidate]:
+    """The candidates of the line of descent of ``candidate`` (itself and at most
+    ``max_depth`` first-parent ancestors) that beat every earlier one, oldest first."""
+    line = view.descent(candidate.id, max_depth)[::-1]
+    fitness = view.fitness_of(np.array(line, dtype=np.intp))
+    fitness[np.isnan(fitness)] = -np.inf  # not evaluated: beats nothing
+    earlier_best = np.maximum.accumulate(np.concatenate(([-np.inf], fitness[:-1])))
+    return [view.get(line[i]) for i in np.flatnonzero(fitness > earlier_best).tolist()]
 
 
 def lineage_request(history: list[str]) -> str:
@@ -73,7 +59,7 @@ class Lineage(PromptOperator):
     async def _rewrite(self, ctx: MutationContext, genome: PromptGenome, slot: int,
                        transcript: Transcript) -> str:
         history: list[str] = []
-        for c in elites(lineage(ctx.view, ctx.parent, self.max_depth)):
+        for c in elites(ctx.view, ctx.parent, self.max_depth):
             prompts = c.genome.get("task_prompts") or ()
             text = str(prompts[min(slot, len(prompts) - 1)]) if prompts else ""
             if text and not (history and same_text(text, history[-1])):
