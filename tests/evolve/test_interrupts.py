@@ -48,6 +48,13 @@ def wait_until(run_dir: Path, sql: str, at_least: int, proc: subprocess.Popen,
     raise AssertionError(f"kill point not reached: {sql} >= {at_least}")
 
 
+def listen_to_ctrl_c() -> None:
+    """In the run's process before it starts: SIGINT back to its default. A shell starts
+    background jobs with SIGINT ignored, and children inherit that: run so (as ``cmd &``
+    in a script), the test process would pass it on and the run would never see Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def snapshot(run_dir: Path) -> tuple[set[str], dict[int, tuple]]:
     keys = {r[0] for r in read_rows(run_dir, "SELECT key FROM llm_cache")}
     done = {r[0]: r[1:] for r in read_rows(
@@ -107,7 +114,8 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(make_config, llama_base_url, t
     run_dir = tmp_path / "runs" / "interrupted"
     config = external_config(make_config, llama_base_url, "interrupted")
     proc = subprocess.Popen(evolve_cmd("run", str(config), "--name", "interrupted"),
-                            cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=listen_to_ctrl_c)
     wait_until(run_dir, "SELECT count(*) FROM candidates WHERE status != 'pending'", 2, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
