@@ -234,6 +234,10 @@ class ArchiveIndex:
             self._population_ids = ids
         return self._population_ids
 
+    def population_size(self) -> int:
+        """How many candidates are alive and evaluated (without building the id array)."""
+        return len(self._population)
+
     def in_population(self, candidate_id: int) -> bool:
         """Whether the candidate is alive and evaluated."""
         return candidate_id in self._population

@@ -151,8 +151,10 @@ def check_index_consistent(index: ArchiveIndex) -> None:
     assert index.children_count_of(ids).tolist() == [len(children.get(i, [])) for i in ids]
     assert _floats(index.fitness_of(ids))[1:] == [
         index.get(i).fitness if i in index else None for i in ids[1:]]
-    assert index.population_ids().tolist() == [
-        c.id for c in cands if c.alive and c.fitness is not None]
+    population = [c.id for c in cands if c.alive and c.fitness is not None]
+    assert index.population_ids().tolist() == population
+    assert index.population_size() == len(population)
+    assert all(index.in_population(c.id) == (c.id in population) for c in cands)
     assert index.candidates(status=Status.PENDING) == [
         c for c in cands if c.status is Status.PENDING]
     # the leaderboards answer as a scan would (best first, ties: lower id first)

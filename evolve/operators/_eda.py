@@ -43,14 +43,14 @@ def best_first(view: ArchiveIndex, first: int = LEADERS) -> Iterator[int]:
     the archive's best ``first``, then 8 times as many, and so on, are read before the
     whole population is sorted: the members among the archive's k best are the
     population's best."""
-    ids = view.population_ids()
-    done = 0
-    if len(ids) * 2 > len(view):
+    size, done = view.population_size(), 0
+    if size * 2 > len(view):
         k = first
-        while k < len(ids):
+        while k < size:
             members = [c.id for c in view.top(k) if view.in_population(c.id)]
             yield from members[done:]
             done, k = len(members), k * 8
+    ids = view.population_ids()  # built only when the leaders did not suffice
     order = np.lexsort((ids, -view.fitness_of(ids)))
     yield from ids[order[done:]].tolist()
 

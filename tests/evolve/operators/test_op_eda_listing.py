@@ -31,7 +31,7 @@ def population_prompts(view, slot: int) -> list[tuple[int, float, str]]:
 
 def eda_by_full_listing(op: EDA, view, slot: int, rng: np.random.Generator) -> list[str]:
     """The listing made by reading every member first, in the same random order."""
-    prompts = dict((cid, text) for cid, _, text in population_prompts(view, slot))
+    prompts = {cid: text for cid, _, text in population_prompts(view, slot)}
     order = list(shuffled(view.population_ids(), rng, 8 * op.max_items))
     texts = [prompts[cid] for cid in order]
     return [texts[i] for i in distinct(texts, op.similarity_threshold, op.max_items)]
