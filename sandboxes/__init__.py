@@ -33,6 +33,7 @@ from ._images import Recipe, build_image, default_image, default_recipe, ensure_
 from ._limits import limits_enforcement
 from ._process import ProcessSandbox
 from ._registry import SANDBOX_KINDS, make_sandbox
+from ._untrusted import MAX_JSON_DEPTH, UntrustedDataError, untrusted_json
 from ._workdir import CappedBuffer, check_relpath, collect_files, write_files
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "rootfs_path",
     "LLM_SOCKET",
     "LLM_SOCKET_ENV",
+    "MAX_JSON_DEPTH",
     "SANDBOX_GID",
     "SANDBOX_KINDS",
     "SANDBOX_UID",
@@ -66,6 +68,7 @@ __all__ = [
     "Result",
     "Sandbox",
     "SandboxError",
+    "UntrustedDataError",
     "UpstreamError",
     "check_relpath",
     "collect_files",
@@ -73,5 +76,6 @@ __all__ = [
     "limits_enforcement",
     "make_sandbox",
     "openai_completion",
+    "untrusted_json",
     "write_files",
 ]
