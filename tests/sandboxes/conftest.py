@@ -87,9 +87,49 @@ def docker_sandbox() -> Iterator[Sandbox]:
     sandbox.close()
 
 
-@pytest.fixture(params=["bwrap", "docker"])
+@pytest.fixture(scope="session")
+def bwrap_user_sandbox() -> Iterator[Sandbox]:
+    """The bwrap backend as an ordinary user runs it (no root: no cgroups, no tmpfs work dir).
+
+    Run as root (CI), the jobs go to a server process running as an ordinary uid
+    (``tests/sandboxes/user_sandbox.py``); run as a plain user, that is this process.
+    """
+    if os.geteuid() != 0:
+        sandbox: Sandbox = BwrapSandbox(root=None)
+    else:
+        from .user_sandbox import UserBwrapSandbox
+
+        sandbox = UserBwrapSandbox()
+    problem = bwrap_problem(sandbox)
+    if problem:
+        sandbox.close()
+        unavailable(f"as an ordinary user, {problem}")
+    yield sandbox
+    sandbox.close()
+
+
+@pytest.fixture(scope="session")
+def docker_cold_sandbox() -> Iterator[Sandbox]:
+    """The docker backend without a warm pool: a fresh container for every job."""
+    problem = docker_problem()
+    if problem:
+        unavailable(problem)
+    from sandboxes._docker import DockerSandbox
+    from sandboxes._images import build_image
+
+    sandbox = DockerSandbox(image=build_image(), warm=0)
+    yield sandbox
+    sandbox.close()
+
+
+#: The isolating configurations every hostile test runs against.
+ISOLATING = ["bwrap", "bwrap_user", "docker", "docker_cold"]
+
+
+@pytest.fixture(params=ISOLATING)
 def isolating_sandbox(request: pytest.FixtureRequest) -> Sandbox:
-    """Every backend that claims isolation, in turn."""
+    """Every isolating configuration in turn: bwrap as root and as an ordinary user, the docker
+    warm pool and docker cold."""
     sandbox = request.getfixturevalue(f"{request.param}_sandbox")
     assert sandbox.isolated
     return sandbox

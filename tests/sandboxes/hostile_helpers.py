@@ -50,9 +50,13 @@ def host_processes_with(marker: str) -> list[int]:
     return found
 
 
-def leftover_workspaces() -> list[str]:
-    prefix = f"cladeforge-run-{os.getpid()}-"
-    return [name for name in os.listdir(tempfile.gettempdir()) if name.startswith(prefix)]
+def leftover_workspaces(sandbox: Sandbox | None = None) -> list[str]:
+    """Workspaces of this process (or of ``sandbox``'s ordinary-user server) still on disk."""
+    places = [(tempfile.gettempdir(), os.getpid())]
+    if hasattr(sandbox, "server_pid"):
+        places.append((sandbox.tmp_dir, sandbox.server_pid))  # type: ignore[union-attr]
+    return [name for parent, pid in places for name in os.listdir(parent)
+            if name.startswith(f"cladeforge-run-{pid}-")]
 
 
 def assert_contained(sandbox: Sandbox, token: str, *secrets: str, result: Result) -> None:
@@ -61,7 +65,7 @@ def assert_contained(sandbox: Sandbox, token: str, *secrets: str, result: Result
         assert secret.encode() not in result.stdout + result.stderr
         assert all(secret.encode() not in data for data in result.files.values())
     assert host_processes_with(token) == []
-    assert leftover_workspaces() == []
+    assert leftover_workspaces(sandbox) == []
     for _ in range(PROBES):
         probe = sandbox.run(Job(command=["python3", "-c", PROBE], limits=LIMITS))
         assert probe.reason is EndReason.OK, probe
