@@ -51,6 +51,7 @@ from ._base import (
     SandboxError,
 )
 from ._limits import NO_CGROUPS, Launch, limits_enforcement, run_limited
+from ._seccomp import seccomp_program
 from ._workdir import collect_files, write_files
 from ._workspace import MB, Workspace, workspace
 
@@ -116,19 +117,25 @@ class BwrapSandbox(Sandbox):
             if owner is not None:
                 space.chown_tree(*owner)
             status_r, status_w = os.pipe()
+            hidden = [status_w]
             try:
-                argv = [exe, *self._arguments(job, space, owner, status_w), "--", *job.command]
+                # bwrap reads its arguments and the filter from memory files: its command
+                # line (and that of the sandbox's init, /proc/1/cmdline) shows no host path
+                hidden.append(_memfd("seccomp", seccomp_program()))
+                arguments = self._arguments(job, space, owner, status_w, hidden[-1])
+                hidden.append(_memfd("args", b"".join(a.encode() + b"\0" for a in arguments)))
+                argv = [exe, "--args", str(hidden[-1]), "--", *job.command]
                 result = run_limited(Launch(
                     argv=argv, env={"PATH": BASE_ENV["PATH"]}, cwd=Path("/"), limits=limits,
                     space=space, run_as=owner, extra_pids=BWRAP_PIDS, signal_exit_codes=True,
-                    pass_fds=(status_w,)), None if self.cgroups else NO_CGROUPS)
+                    pass_fds=tuple(hidden)), None if self.cgroups else NO_CGROUPS)
                 os.close(status_w)
-                status_w = -1
+                hidden.remove(status_w)
                 ran = _command_exited(status_r)
             finally:
                 os.close(status_r)
-                if status_w >= 0:
-                    os.close(status_w)
+                for fd in hidden:
+                    os.close(fd)
             if not ran and result.reason is EndReason.EXIT:
                 # bwrap itself failed: setting up the mounts, or exec of the command
                 message = result.stderr.decode(errors="replace").strip().splitlines()
@@ -145,7 +152,7 @@ class BwrapSandbox(Sandbox):
             logger.info("bwrap sandbox: %s; work dir size: %s", enforced, workdir)
 
     def _arguments(self, job: Job, space: Workspace, owner: tuple[int, int] | None,
-                   status_fd: int) -> list[str]:
+                   status_fd: int, seccomp_fd: int) -> list[str]:
         args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
                 "--new-session", "--cap-drop", "ALL", "--uid", str(SANDBOX_UID),
                 "--gid", str(SANDBOX_GID), "--hostname", "sandbox", "--clearenv"]
@@ -161,7 +168,8 @@ class BwrapSandbox(Sandbox):
                  "--bind", str(space.work), WORKDIR]
         if job.llm_socket is not None:
             args += ["--ro-bind", job.llm_socket, LLM_SOCKET]
-        args += ["--chdir", WORKDIR, "--remount-ro", "/", "--json-status-fd", str(status_fd)]
+        args += ["--chdir", WORKDIR, "--remount-ro", "/", "--json-status-fd", str(status_fd),
+                 "--seccomp", str(seccomp_fd)]
         return args
 
     def _root_binds(self, space: Workspace, owner: tuple[int, int] | None) -> list[str]:
@@ -198,6 +206,20 @@ def _host_binds(space: Workspace) -> list[str]:
         path.chmod(0o644)
         args += ["--ro-bind", str(path), f"/etc/{name}"]
     return args
+
+
+def _memfd(name: str, data: bytes) -> int:
+    """A memory file holding ``data``, positioned at its start, for bwrap to read."""
+    fd = os.memfd_create(f"cladeforge-bwrap-{name}", os.MFD_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _reachable_by_others(path: Path) -> bool:

@@ -60,6 +60,7 @@ from ._docker_host import host_paths
 from ._docker_host import settle as host_settle
 from ._docker_pool import LABEL, Pool, PoolKey, Slot, owner_label, stale_containers
 from ._images import default_image, docker_client, image_exists
+from ._seccomp import docker_seccomp_profile
 
 logger = logging.getLogger(__name__)
 
@@ -279,7 +280,8 @@ class DockerSandbox(Sandbox):
             tmpfs={WORKDIR: f"rw,exec,nosuid,nodev,size={key.workdir_mb}m,"
                             f"uid={SANDBOX_UID},gid={SANDBOX_GID},mode=0700",
                    "/tmp": f"rw,noexec,nosuid,nodev,size={TMP_MB}m,mode=1777"},
-            shm_size="1m", cap_drop=["ALL"], security_opt=["no-new-privileges"],
+            shm_size="1m", cap_drop=["ALL"],
+            security_opt=["no-new-privileges", f"seccomp={docker_seccomp_profile()}"],
             environment=BASE_ENV, mounts=mounts, hostname="sandbox",
             labels={LABEL: "1", "cladeforge.run": self._run_id, "cladeforge.owner": owner_label()})
         host = None
