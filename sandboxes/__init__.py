@@ -34,7 +34,14 @@ from ._limits import limits_enforcement
 from ._process import ProcessSandbox
 from ._registry import SANDBOX_KINDS, make_sandbox
 from ._untrusted import MAX_JSON_DEPTH, UntrustedDataError, untrusted_json
-from ._workdir import CappedBuffer, check_relpath, collect_files, write_files
+from ._workdir import (
+    CappedBuffer,
+    check_relpath,
+    collect_files,
+    files_not_written,
+    job_files_problem,
+    write_files,
+)
 
 __all__ = [
     "BackendStatus",
@@ -72,7 +79,9 @@ __all__ = [
     "UpstreamError",
     "check_relpath",
     "collect_files",
+    "files_not_written",
     "guest_client_files",
+    "job_files_problem",
     "limits_enforcement",
     "make_sandbox",
     "openai_completion",

@@ -8,7 +8,9 @@ work dir as the current directory (size-limited like bwrap's, see
 its own session killed as a whole, a cgroup for memory/pids/CPU when one can be
 made. Without a mount namespace the work dir is *not* at ``WORKDIR``
 (``/work``): commands must use relative paths (or ``$HOME``). The LLM socket,
-if any, is passed by its host path in ``LLM_SOCKET_ENV``.
+if any, is passed by its host path in ``LLM_SOCKET_ENV``. A job whose files cannot be
+written (a name too long for the file system, see ``job_files_problem``) ends with
+``EndReason.ERROR`` without running.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from dataclasses import replace
 
 from ._base import LLM_SOCKET_ENV, Job, Result, Sandbox
 from ._limits import NO_CGROUPS, Launch, limits_enforcement, run_limited
-from ._workdir import collect_files, write_files
-from ._workspace import workspace
+from ._workdir import collect_files, files_not_written, job_files_problem, write_files
+from ._workspace import MB, workspace
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +55,19 @@ class ProcessSandbox(Sandbox):
 
     def run(self, job: Job) -> Result:
         limits = job.limits
+        problem = job_files_problem(job.files, limits.workdir_mb * MB)
+        if problem:
+            return files_not_written(problem)
         with workspace(limits.workdir_mb, None, self.tmp_dir) as space:
             if not self._announced:  # once per instance: how limits are enforced here
                 self._announced = True
                 enforced = limits_enforcement(None if self.cgroups else NO_CGROUPS)
                 logger.info("process sandbox: %s; work dir size: %s", enforced,
                             space.enforcement)
-            write_files(space.work, job.files)
+            try:
+                write_files(space.work, job.files)
+            except OSError as exc:  # e.g. the work dir's inodes ran out
+                return files_not_written(f"{exc.strerror or exc}: {str(exc.filename)[:80]!r}")
             env = {**job.env,
                    "PATH": f"{os.path.dirname(sys.executable)}:{SYSTEM_PATH}",
                    "HOME": str(space.work), "LANG": "C.UTF-8"}

@@ -26,11 +26,12 @@ import ctypes
 import errno
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ._tree import chown_tree, remove_tree, tree_size
 
 logger = logging.getLogger(__name__)
 
@@ -58,16 +59,17 @@ class Workspace:
         return "tmpfs" if self.mounted else "rlimit+poll"
 
     def used_bytes(self) -> int:
-        """Bytes the work dir holds now (tmpfs: statvfs; plain: a walk not following symlinks)."""
+        """Bytes the work dir holds now (tmpfs: statvfs; plain: a bounded walk not following
+        symlinks, see ``_tree``). A plain work dir with more names than ``MAX_ENTRIES`` or
+        deeper than ``MAX_DEPTH`` counts as full: its size cannot be told cheaply."""
         if self.mounted:
             st = os.statvfs(self.work)
             return (st.f_blocks - st.f_bfree) * st.f_frsize
-        total = 0
-        for dirpath, dirnames, filenames in os.walk(self.work, onerror=lambda _e: None):
-            for name in dirnames + filenames:
-                with contextlib.suppress(OSError):
-                    total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
-        return total
+        try:
+            total, complete = tree_size(self.work)
+        except OSError:  # the candidate made the work dir itself unreadable
+            return self.size_bytes
+        return total if complete else max(total, self.size_bytes)
 
     def full(self) -> bool:
         """True when the work dir reached its size limit (tmpfs: or ran out of inodes)."""
@@ -77,10 +79,7 @@ class Workspace:
 
     def chown_tree(self, uid: int, gid: int) -> None:
         """Give the work dir and everything in it to ``uid:gid`` (the sandbox user)."""
-        for dirpath, dirnames, filenames in os.walk(self.work):
-            for name in dirnames + filenames:
-                os.lchown(os.path.join(dirpath, name), uid, gid)
-        os.chown(self.work, uid, gid)
+        chown_tree(self.work, uid, gid)
 
     def bind_readonly(self, source: Path, name: str) -> Path:
         """Bind ``source`` read-only at ``base/name`` and return that path (root only).
@@ -175,19 +174,8 @@ def _remove(space: Workspace) -> None:
 
 
 def _rmtree(path: Path) -> None:
-    def unlock(func: object, name: str, _exc: object) -> None:
-        # a candidate may have made a directory unreadable (chmod 000): open it and retry once
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(name), 0o700)
-            os.chmod(name, 0o700)
-        with contextlib.suppress(OSError):
-            if os.path.isdir(name) and not os.path.islink(name):
-                shutil.rmtree(name, ignore_errors=True)
-            else:
-                os.unlink(name)
-
-    shutil.rmtree(path, onerror=unlock)
-    if path.exists():
+    # iterative and fd-relative: a candidate's tree may be deeper than any recursion allows
+    if not remove_tree(path):
         logger.warning("could not remove the sandbox workspace %s", path)
 
 
