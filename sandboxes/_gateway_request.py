@@ -1,4 +1,4 @@
-"""What an agent may ask the LLM gateway (a whitelist of OpenAI fields), and response shapes.
+"""What an agent may ask the LLM gateway (a whitelist of OpenAI fields), errors, response shapes.
 
 The body that reaches the run's LLM client is rebuilt from the agent's body,
 field by field: ``messages`` (chat) or ``prompt`` (completions), ``max_tokens``
@@ -6,6 +6,10 @@ field by field: ``messages`` (chat) or ``prompt`` (completions), ``max_tokens``
 ``stop`` (a string becomes a one-item list), ``seed``, and ``n`` (only 1).
 ``model`` is always one the gateway serves. Every other field (tools, logit
 bias, response formats, user ids, ...) is dropped; ``stream: true`` is refused.
+
+:func:`prompt_token_bound` is the budget's upper estimate of a body's prompt
+tokens: byte-level BPE tokenizers spend at least one UTF-8 byte per token, and
+chat templates add a few tokens per message and per request.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._gateway_http import GatewayHTTPError
+from ._untrusted import UntrustedDataError, untrusted_json
 
-__all__ = ["CHAT_PATH", "COMPLETIONS_PATH", "MODELS_PATH", "clean_body", "models_body",
-           "openai_completion", "usage_of"]
+__all__ = ["CHAT_PATH", "COMPLETIONS_PATH", "MESSAGE_OVERHEAD_TOKENS", "MODELS_PATH",
+           "REQUEST_OVERHEAD_TOKENS", "GatewayHTTPError", "clean_body", "error_body",
+           "models_body", "openai_completion", "parse_body", "prompt_token_bound", "usage_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +36,56 @@ _KNOWN = frozenset({"model", "messages", "prompt", "max_tokens", "max_completion
                     "temperature", "top_p", "stop", "seed", "n", "stream"})
 _MAX_STOPS = 4
 
+#: Tokens a chat template may add around each message (role markers, separators).
+MESSAGE_OVERHEAD_TOKENS = 8
+#: Tokens a template may add once per request (BOS, generation prompt, a default system prompt).
+REQUEST_OVERHEAD_TOKENS = 32
+
+
+def error_body(message: str, type_: str, code: str | None) -> dict[str, Any]:
+    """An error payload in OpenAI's format."""
+    return {"error": {"message": message, "type": type_, "param": None, "code": code}}
+
+
+class GatewayHTTPError(Exception):
+    """A request the gateway answers with an error status (JSON in OpenAI's format).
+
+    ``close`` asks for the connection to be closed after the answer (the
+    request's framing cannot be trusted, or its body was not read).
+    """
+
+    def __init__(self, status: int, message: str, *, type_: str = "invalid_request_error",
+                 code: str | None = None, close: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.code = code
+        self.close = close
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.code)
+
 
 def _bad(message: str, code: str = "invalid_field") -> GatewayHTTPError:
     return GatewayHTTPError(400, message, code=code)
+
+
+def parse_body(path: str, data: bytes, models: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+    """The whitelisted body for ``path`` from the raw request ``data``, and the fields dropped.
+
+    Raises :class:`GatewayHTTPError` (400) for anything :func:`clean_body` refuses
+    and for data that is not JSON (invalid UTF-8, nested too deeply, ...). The
+    parsed document is dropped on return, so only the small whitelisted body
+    stays alive while the request is forwarded.
+    """
+    try:
+        raw = untrusted_json(data)
+    except UntrustedDataError as exc:
+        raise _bad(f"the request body is not valid JSON: {str(exc)[:200]}",
+                   "invalid_json") from None
+    body = clean_body(path, raw, models)
+    return body, sorted(set(raw) - _KNOWN)
 
 
 def clean_body(path: str, raw: Any, models: Sequence[str]) -> dict[str, Any]:
@@ -79,10 +131,21 @@ def clean_body(path: str, raw: Any, models: Sequence[str]) -> dict[str, Any]:
     stop = raw.get("stop")
     if stop is not None:
         body["stop"] = _stop(stop)
-    dropped = sorted(set(raw) - _KNOWN)
-    if dropped:
-        logger.debug("LLM gateway: dropped request fields %s", dropped)
     return body
+
+
+def prompt_token_bound(body: Mapping[str, Any]) -> int:
+    """An upper estimate of the prompt tokens of a whitelisted ``body``.
+
+    The UTF-8 bytes of its texts (a byte-level BPE token covers at least one
+    byte), plus ``MESSAGE_OVERHEAD_TOKENS`` per message and
+    ``REQUEST_OVERHEAD_TOKENS`` once for what a chat template adds.
+    """
+    messages = body.get("messages")
+    if messages is None:
+        return len(body.get("prompt", "").encode("utf-8")) + REQUEST_OVERHEAD_TOKENS
+    return (sum(len(m["content"].encode("utf-8")) for m in messages)
+            + MESSAGE_OVERHEAD_TOKENS * len(messages) + REQUEST_OVERHEAD_TOKENS)
 
 
 def _messages(value: Any) -> list[dict[str, str]]:

@@ -59,7 +59,11 @@ class LLMGatewayError(Exception):
 
 
 class TokenBudgetExceeded(LLMGatewayError):
-    """This candidate's token budget is spent: no further request will be answered."""
+    """The request does not fit in what is left of this candidate's token budget.
+
+    Its message says whether a shorter prompt may still fit; once the budget is
+    spent, no further request will be answered.
+    """
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):

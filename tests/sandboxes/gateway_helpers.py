@@ -39,12 +39,14 @@ def attempt(fn, *args, **kw):
 class FakeLLM:
     """A ``forward`` callable that answers like an OpenAI server and records every call.
 
-    Each answer costs ``prompt_tokens`` and uses its whole ``max_tokens`` (the
-    worst case for a budget), or ``default_max`` without one. ``fail`` is
-    raised instead of answering; ``gate`` (an Event) is awaited before answering.
+    Each answer costs ``prompt_tokens`` (None: the UTF-8 bytes of the prompt's
+    texts, as a byte-level tokenizer's worst case would) and uses its whole
+    ``max_tokens`` (the worst case for a budget), or ``default_max`` without
+    one. ``fail`` is raised instead of answering; ``gate`` (an Event) is
+    awaited before answering.
     """
 
-    def __init__(self, prompt_tokens: int = 10, default_max: int = 50) -> None:
+    def __init__(self, prompt_tokens: int | None = 10, default_max: int = 50) -> None:
         self.prompt_tokens = prompt_tokens
         self.default_max = default_max
         self.fail: BaseException | None = None
@@ -59,9 +61,13 @@ class FakeLLM:
             await asyncio.sleep(0)
         if self.fail is not None:
             raise self.fail
-        text = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
-        return openai_completion(path, body["model"], f"echo: {text}",
-                                 prompt_tokens=self.prompt_tokens,
+        texts = [m["content"] for m in body["messages"]] if "messages" in body else [
+            body["prompt"]]
+        prompt_tokens = self.prompt_tokens
+        if prompt_tokens is None:
+            prompt_tokens = sum(len(t.encode("utf-8")) for t in texts)
+        return openai_completion(path, body["model"], f"echo: {texts[-1][:1000]}",
+                                 prompt_tokens=prompt_tokens,
                                  completion_tokens=body.get("max_tokens", self.default_max),
                                  finish_reason="length")
 
@@ -86,6 +92,7 @@ async def run_guest(work: Path, socket_path: str, code: str,
     """Run ``code`` (after ``PRELUDE``) as ``python main.py`` in ``work`` with the guest helper
     beside it and an environment holding only the socket variable; return its JSON stdout."""
     script = PRELUDE + textwrap.dedent(code)
+    work.mkdir(parents=True, exist_ok=True)
     write_files(work, {**guest_client_files(), "main.py": script.encode()})
     proc = await asyncio.create_subprocess_exec(
         python, "main.py", cwd=work, env={LLM_SOCKET_ENV: socket_path},

@@ -23,6 +23,11 @@ from sandboxes import (
     UpstreamError,
     guest_client_files,
 )
+from sandboxes._gateway_request import (
+    MESSAGE_OVERHEAD_TOKENS,
+    REQUEST_OVERHEAD_TOKENS,
+    prompt_token_bound,
+)
 from tests.local_model import local_server
 from tests.sandboxes.gateway_helpers import (
     MODEL,
@@ -195,9 +200,11 @@ def test_keep_alive_serves_many_requests_on_one_connection(tmp_path: Path) -> No
 
 def test_token_budget_is_enforced_and_reported(tmp_path: Path) -> None:
     fake, log = FakeLLM(prompt_tokens=10), UsageLog()
+    bound = prompt_token_bound({"messages": [{"role": "user", "content": "q0"}]})
+    assert bound == 2 + MESSAGE_OVERHEAD_TOKENS + REQUEST_OVERHEAD_TOKENS == 42
 
     async def scenario() -> tuple[Any, GatewayUsage]:
-        async with gateway_for(fake, log).session("cand-b", token_budget=100) as session:
+        async with gateway_for(fake, log).session("cand-b", token_budget=170) as session:
             out = await run_guest(tmp_path, session.socket_path, """
                 results = []
                 for i in range(10):
@@ -213,15 +220,17 @@ def test_token_budget_is_enforced_and_reported(tmp_path: Path) -> None:
             return out, session.usage
 
     out, usage = asyncio.run(scenario())
-    # 10+30, 10+30, then the rest of the budget (20) as max_tokens: 10+20 -> 110 used
-    assert [body["max_tokens"] for _, body in fake.calls] == [30, 30, 20]
-    assert [r["total_tokens"] for r in out[:3]] == [40, 40, 30]
-    refusal = out[3]
+    # 10+30 three times leaves 50; the bound 42 leaves 8 for max_tokens: 10+8 -> 138 used,
+    # 32 left, less than the bound of any request
+    assert [body["max_tokens"] for _, body in fake.calls] == [30, 30, 30, 8]
+    assert [r["total_tokens"] for r in out[:4]] == [40, 40, 40, 18]
+    refusal = out[4]
     assert refusal["status"] == 429 and refusal["type"] == "token_budget_exceeded"
-    assert "100" in refusal["refused"] and "110" in refusal["refused"]
-    assert out[4]["error"] == "TokenBudgetExceeded"
-    assert usage == GatewayUsage(requests=3, prompt_tokens=30, completion_tokens=80, refused=2)
-    assert usage.total_tokens <= 100 + fake.prompt_tokens
+    assert "170" in refusal["refused"] and "138" in refusal["refused"]
+    assert "no further" in refusal["refused"]
+    assert out[5]["error"] == "TokenBudgetExceeded"
+    assert usage == GatewayUsage(requests=4, prompt_tokens=40, completion_tokens=98, refused=2)
+    assert usage.total_tokens <= 170
     assert log.calls == [("cand-b", usage)]
 
 
@@ -305,7 +314,8 @@ def test_guest_helper_runs_on_python_3_8(tmp_path: Path, python38: str) -> None:
     fake = FakeLLM()
 
     async def scenario() -> Any:
-        async with gateway_for(fake).session("cand", token_budget=1) as session:
+        # room for the bound of chat("a") (41) and one token; then not even an empty prompt
+        async with gateway_for(fake).session("cand", token_budget=42) as session:
             return await run_guest(tmp_path, session.socket_path, """
                 print(json.dumps([sys.version_info[:2], llm.chat("a"), llm.models(),
                                   attempt(llm.complete, "b")]))

@@ -27,11 +27,13 @@ json.dump(out, open("out.json", "w"))
 def test_a_sandboxed_agent_calls_the_llm_through_the_gateway(
         isolating_sandbox: Sandbox, monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-host-secret")  # on the host only
-    fake, log = FakeLLM(prompt_tokens=10), UsageLog()
+    fake, log = FakeLLM(prompt_tokens=40), UsageLog()
 
     async def main():
         async with gateway_for(fake, log) as gateway:
-            async with gateway.session("cand-7", token_budget=12) as session:
+            # the first prompt's bound is 22 bytes + 40 = 62: it fits, with 5 tokens to answer;
+            # 70 - 45 leaves less than any request's bound
+            async with gateway.session("cand-7", token_budget=70) as session:
                 job = Job(("python3", "main.py"),
                           files={"main.py": AGENT, **guest_client_files()},
                           collect=("out.json",), llm_socket=session.socket_path,
@@ -44,8 +46,8 @@ def test_a_sandboxed_agent_calls_the_llm_through_the_gateway(
     assert out["socket"] == "/run/cladeforge/llm.sock"
     assert out["models"] == [MODEL]
     assert out["answer"] == "echo: hello from the sandbox"
-    assert out["second"].startswith("budget: ")  # 10 prompt + 5 completion tokens > 12
+    assert out["second"].startswith("budget: ") and "no further" in out["second"]
     assert out["keys"] == []
     [(key, usage)] = log.calls
-    assert key == "cand-7" and usage.requests == 1 and usage.total_tokens == 15
+    assert key == "cand-7" and usage.requests == 1 and usage.total_tokens == 45
     assert len(fake.calls) == 1
