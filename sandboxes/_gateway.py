@@ -15,17 +15,17 @@ malformed HTTP included.
 
 Server stack. HTTP is served by aiohttp's low-level server (``_gateway_server.py``):
 its llhttp parser has line, header and pipelining limits, it runs on the run's
-own event loop (no thread, no second server process), and its protocol
-factory can be wrapped to cap connections before any byte is read. The agent
-is untrusted, so every resource it can hold is bounded, per session: open
-connections (more are answered 503 and closed at once), requests read or
-answered at once, body bytes (413), header lines and count (431/400), the time
-to send a request (its head within ``keepalive_timeout`` of the connection's
-opening or previous answer, its body within ``read_timeout`` after the head,
-else 408), idle keep-alive time; and across sessions, open connections, so
-that the run process keeps file descriptors for itself whatever the number of
-sessions. A connection whose request waits for a slot or an answer is not
-read. Memory held per session is then about ``max_concurrent_requests`` x 2 x
+own event loop (no thread, no second server process), and connections can be
+capped before any byte is read. The agent is untrusted, so every resource it
+can hold is bounded, per session: open connections (more are answered 503 and
+closed at once), requests read or answered at once, body bytes (413), header
+lines and count (431/400), the time to send a request (its head within
+``keepalive_timeout`` of the connection's opening or previous answer, its body
+within ``read_timeout`` after the head, else 408) and to take in an answer,
+idle keep-alive time; and across sessions, open connections, so that the run
+process keeps file descriptors for itself whatever the number of sessions. A
+connection is not read while its request waits for a slot or is answered.
+Memory held per session is then about ``max_concurrent_requests`` x 2 x
 ``max_body_bytes`` plus ``max_connections_per_session`` x (one head and a few
 hundred KiB of buffered data).
 
@@ -93,7 +93,8 @@ class LLMGateway:
     - ``keepalive_timeout`` (30 s): a connection is closed when it has not sent a
       complete request head this long after opening or after its last answer;
     - ``read_timeout`` (30 s): a request's body must arrive within this after its
-      head (408 and closed otherwise).
+      head (408 and closed otherwise), and the agent must take in the answer
+      within this (closed otherwise).
 
     And across sessions, ``max_connections`` open connections (default: a
     quarter of the process's ``RLIMIT_NOFILE``, at most 512).

@@ -12,8 +12,9 @@ module adds what a socket shared with untrusted code needs on top:
 - every error aiohttp raises while parsing becomes a JSON error in OpenAI's
   format, logged through :class:`ProblemLog` (the first few per session, then
   counted), never through aiohttp's own loggers; there is no access log;
-- :func:`hold_reading`: a connection whose request is waiting or being
-  answered is not read, so pipelined data waits in the kernel, not in memory.
+- :class:`ReadHold`: a connection is not read while its request waits for a
+  slot, is answered, or its answer is written (only while its body is read),
+  so pipelined requests wait in the kernel, not in the run process's memory.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from aiohttp.web_protocol import RequestHandler
 from ._gateway_request import error_body
 
 __all__ = ["ConnectionGate", "ProblemLog", "ServerLimits", "SessionServer",
-           "default_max_connections", "hold_reading", "json_response", "release_reading"]
+           "ReadHold", "default_max_connections", "json_response"]
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
@@ -114,23 +115,30 @@ def json_response(status: int, payload: Any, close: bool = False) -> web.Respons
     return response
 
 
-def hold_reading(request: web.BaseRequest) -> asyncio.Transport | None:
-    """Stop reading ``request``'s connection; the transport to pass to :func:`release_reading`.
+class ReadHold:
+    """Keeps one request's connection unread while held (pipelined data waits in the kernel).
 
-    None when the connection was not being read (closed, or paused by aiohttp's
-    own flow control, whose state is then left alone).
+    Only a connection being read is paused, and :meth:`release` resumes only
+    what :meth:`hold` paused, so aiohttp's own flow control is left alone.
     """
-    transport = request.transport
-    if transport is None or transport.is_closing() or not transport.is_reading():
-        return None
-    transport.pause_reading()
-    return transport
 
+    __slots__ = ("_request", "_transport")
 
-def release_reading(transport: asyncio.Transport | None) -> None:
-    """Undo :func:`hold_reading`."""
-    if transport is not None and not transport.is_closing():
-        transport.resume_reading()
+    def __init__(self, request: web.BaseRequest) -> None:
+        self._request = request
+        self._transport: asyncio.Transport | None = None
+
+    def hold(self) -> None:
+        transport = self._request.transport
+        if (self._transport is None and transport is not None and not transport.is_closing()
+                and transport.is_reading()):
+            transport.pause_reading()
+            self._transport = transport
+
+    def release(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
 
 def _refusal(message: str) -> bytes:

@@ -34,10 +34,9 @@ from ._gateway_request import (
 )
 from ._gateway_server import (
     ProblemLog,
+    ReadHold,
     SessionServer,
-    hold_reading,
     json_response,
-    release_reading,
 )
 
 if TYPE_CHECKING:
@@ -227,15 +226,31 @@ class GatewaySession:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        hold = ReadHold(request)
+        hold.hold()
         try:
-            status, payload = await self._answer(request)
-            return json_response(status, payload)
-        except GatewayHTTPError as exc:
-            return json_response(exc.status, exc.body(), close=exc.close)
+            try:
+                status, payload = await self._answer(request, hold)
+                response = json_response(status, payload)
+            except GatewayHTTPError as exc:
+                response = json_response(exc.status, exc.body(), close=exc.close)
+            # written here, still held: an agent that does not read its answers cannot
+            # make the gateway parse and queue its pipelined requests meanwhile, and one
+            # that reads none within the read timeout loses its connection
+            try:
+                async with asyncio.timeout(self.gateway.read_timeout):
+                    await response.prepare(request)
+                    await response.write_eof()
+            except TimeoutError:
+                request.protocol.force_close()
+        except ConnectionError:
+            pass  # the agent hung up; aiohttp ends the connection quietly
         finally:
+            hold.release()
             self._tasks.discard(task)
+        return response
 
-    async def _answer(self, request: web.BaseRequest) -> tuple[int, Any]:
+    async def _answer(self, request: web.BaseRequest, hold: ReadHold) -> tuple[int, Any]:
         path = request.path.rstrip("/")
         method = _ROUTES.get(path)
         if method is None:
@@ -250,12 +265,12 @@ class GatewaySession:
             return 200, models_body(self.gateway.models)
         length = self._body_length(request)
         assert self._slots is not None and self._lock is not None
-        # While this request waits for a slot or an answer, its connection is not read.
-        held = hold_reading(request) if self._slots.locked() else None
         async with self._slots:
-            release_reading(held)
-            body, dropped = parse_body(path, await self._read_body(request, length),
-                                       self.gateway.models)
+            hold.release()
+            data = await self._read_body(request, length)
+            hold.hold()
+            body, dropped = parse_body(path, data, self.gateway.models)
+            del data
             if dropped and not self._dropped_noted:
                 self._dropped_noted = True
                 logger.debug("LLM gateway session %r: dropped request fields %s", self.key,
@@ -263,14 +278,10 @@ class GatewaySession:
             if self.seed is not None and "seed" not in body:
                 body["seed"] = self.seed + self._seeded
                 self._seeded += 1
-            held = hold_reading(request)
-            try:
-                if self.token_budget is None:
-                    return 200, await self._complete(path, body)
-                async with self._lock:
-                    return 200, await self._complete(path, body)
-            finally:
-                release_reading(held)
+            if self.token_budget is None:
+                return 200, await self._complete(path, body)
+            async with self._lock:
+                return 200, await self._complete(path, body)
 
     def _body_length(self, request: web.BaseRequest) -> int:
         headers = request.headers
