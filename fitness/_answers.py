@@ -86,7 +86,10 @@ def parse_number(text: str) -> Fraction | None:
     matches = _NUMBER.findall(text)
     if not matches:
         return None
-    return Fraction(matches[-1].replace(",", "").replace("\u2212", "-"))
+    try:
+        return Fraction(matches[-1].replace(",", "").replace("\u2212", "-"))
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        return None
 
 
 def parse_boolean(text: str) -> bool | None:

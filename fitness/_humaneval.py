@@ -72,7 +72,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from sandboxes import EndReason, Executor, Job, Limits, Result, guest_client_files
+from sandboxes import (
+    EndReason,
+    Executor,
+    Job,
+    Limits,
+    Result,
+    UntrustedDataError,
+    guest_client_files,
+    untrusted_json,
+)
 
 from ._benchmark import Example
 from ._code_benchmark import CodeBenchmark, EvaluationEnv
@@ -291,21 +300,33 @@ def _completions(agent: Result, task_ids: Sequence[str]) -> tuple[dict[str, str]
     for task_id in task_ids:
         program = written.get(task_id)
         if isinstance(program, str) and program.strip():
-            if len(program) <= MAX_PROGRAM_CHARS:
+            problem = _program_problem(program)
+            if problem is None:
                 programs[task_id] = program
                 continue
-            errors = {**errors, task_id: f"the program has more than {MAX_PROGRAM_CHARS} "
-                                         "characters"}
+            errors = {**errors, task_id: problem}
         why = errors.get(task_id)
         run = "" if agent.reason is EndReason.OK else f" ({agent.reason}: {_excerpt(agent)})"
         missing[task_id] = "no completion" + (f": {why}" if isinstance(why, str) else "") + run
     return programs, missing
 
 
-def _json_object(result: Result, name: str) -> Mapping[str, Any]:
+def _program_problem(program: str) -> str | None:
+    """Why the harness cannot take ``program`` (too long, not UTF-8 text), or None."""
+    if len(program) > MAX_PROGRAM_CHARS:
+        return f"the program has more than {MAX_PROGRAM_CHARS} characters"
     try:
-        data = json.loads(result.files.get(name, b"{}"))
-    except ValueError:
+        program.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, which JSON string escapes can spell
+        return "the program is not valid UTF-8 text"
+    return None
+
+
+def _json_object(result: Result, name: str) -> Mapping[str, Any]:
+    """The JSON object the agent's runner wrote to ``name`` ({} for anything else)."""
+    try:
+        data = untrusted_json(result.files.get(name, b"{}"))
+    except UntrustedDataError:
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from sandboxes import EndReason, Executor, Job, Limits, Result
+from sandboxes import EndReason, Executor, Job, Limits, Result, untrusted_json
 
 from ._benchmark import Example
 from ._errors import BenchmarkError
@@ -51,13 +51,31 @@ class ProgramTask(ABC):
 
 @dataclass(frozen=True)
 class ProgramResult:
-    """One example's score, why its run ended, and a short excerpt of what it printed."""
+    """One example's score, why its run ended, and a short excerpt of what it printed.
+
+    ``detail`` often quotes the candidate (its stderr, its output): it is cut
+    to ``MAX_DETAIL_CHARS`` and made encodable as UTF-8 (a lone surrogate from
+    the candidate's JSON becomes "?"), so that the archive can always store it.
+    """
 
     example_id: str
     score: float
     reason: EndReason
     seconds: float
     detail: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "detail", clean_text(self.detail, MAX_DETAIL_CHARS))
+
+
+#: Longest detail of one example's result, in characters.
+MAX_DETAIL_CHARS = 2000
+
+
+def clean_text(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters and encodable as UTF-8 (lone surrogates -> "?")."""
+    text = text[:limit]
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -123,9 +141,9 @@ def json_output(result: Result, name: str, program: str) -> tuple[Any, str | Non
     if data is None:
         return None, f"invalid: {program} wrote no {name}"
     try:
-        return json.loads(data), None
-    except ValueError as error:  # also UnicodeDecodeError
-        return None, f"invalid: {name} is not JSON ({error})"[:300]
+        return untrusted_json(data), None
+    except ValueError as error:  # UntrustedDataError: not JSON, too deep, too big
+        return None, f"invalid: {name} is not acceptable JSON ({error})"[:300]
 
 
 _RUNNER = "_call_function.py"
@@ -163,17 +181,19 @@ class FunctionCallTask(ProgramTask):
                    limits=self.limits, collect=("outputs.json",))
 
     def score(self, example: Example, result: Result) -> float:
-        expected = json.loads(example.answer)
-        try:
-            outputs = json.loads(result.files.get("outputs.json", b""))
-        except ValueError:
-            return 0.0
+        return self.assess(example, result)[0]
+
+    def assess(self, example: Example, result: Result) -> tuple[float, str]:
+        expected = json.loads(example.answer)  # the benchmark's own answer: trusted
+        outputs, unreadable = json_output(result, "outputs.json", "the runner")
+        if unreadable:
+            return 0.0, unreadable
         if not isinstance(outputs, list) or len(outputs) != len(expected):
-            return 0.0
+            return 0.0, f"invalid: outputs.json is not a list of {len(expected)} results"
         right = sum(isinstance(o, dict) and "value" in o and
                     _equal(o["value"], e, self.rel_tol, self.abs_tol)
                     for o, e in zip(outputs, expected, strict=True))
-        return right / len(expected) if expected else 0.0
+        return (right / len(expected) if expected else 0.0), f"{right} of {len(expected)} right"
 
 
 def _args(example: Example) -> list[list[Any]]:
@@ -189,7 +209,10 @@ def _equal(got: Any, want: Any, rel_tol: float, abs_tol: float) -> bool:
     if isinstance(want, bool) or isinstance(got, bool):
         return got is want
     if isinstance(want, int | float) and isinstance(got, int | float):
-        return math.isclose(got, want, rel_tol=rel_tol, abs_tol=abs_tol)
+        try:
+            return math.isclose(got, want, rel_tol=rel_tol, abs_tol=abs_tol)
+        except OverflowError:  # an int too large for a float: only an exact match counts
+            return got == want
     if isinstance(want, list) and isinstance(got, list):
         return len(got) == len(want) and all(
             _equal(g, w, rel_tol, abs_tol) for g, w in zip(got, want, strict=True))

@@ -75,7 +75,16 @@ from typing import Any
 
 import yaml
 
-from sandboxes import EndReason, Job, Limits, Result, SandboxError, check_relpath
+from sandboxes import (
+    EndReason,
+    Job,
+    Limits,
+    Result,
+    SandboxError,
+    UntrustedDataError,
+    check_relpath,
+    untrusted_json,
+)
 
 from ._benchmark import SPLITS, Example
 from ._code_benchmark import CodeBenchmark, EvaluationEnv
@@ -188,19 +197,29 @@ def _verdict(result: Result) -> tuple[float | None, str]:
         return None, f"{EVALUATOR} ended with {result.reason}: {_excerpt(result)}"
     lines = result.stdout.decode("utf-8", "replace").strip().splitlines()
     last = lines[-1] if lines else ""
-    try:
-        verdict = json.loads(last)
-    except ValueError:
-        return None, f"the last line of {EVALUATOR}'s output is not JSON: {last[:200]!r}"
+    try:  # the evaluator may echo what the candidate wrote: read it as untrusted
+        verdict = untrusted_json(last)
+    except UntrustedDataError as error:
+        return None, (f"the last line of {EVALUATOR}'s output is not JSON: {last[:200]!r} "
+                      f"({str(error)[:100]})")
     if not isinstance(verdict, dict) or "score" not in verdict:
         return None, f'{EVALUATOR} must print {{"score": ..., "detail": ...}}, got {last[:200]!r}'
     score, detail = verdict["score"], verdict.get("detail", "")
+    # the range check first: it holds for ints of any size (math.isfinite overflows on them)
     if (isinstance(score, bool) or not isinstance(score, int | float)
-            or not math.isfinite(score) or not 0.0 <= score <= 1.0):
-        return None, f"{EVALUATOR} gave the score {score!r}; scores must lie in [0, 1]"
+            or not 0.0 <= score <= 1.0 or not math.isfinite(score)):
+        return None, f"{EVALUATOR} gave the score {_short(score)}; scores must lie in [0, 1]"
     if not isinstance(detail, str):
-        return None, f"{EVALUATOR} gave a detail that is not a string: {detail!r}"[:300]
+        return None, f"{EVALUATOR} gave a detail that is not a string: {_short(detail)}"
     return float(score), detail[:500]
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to 200 characters (an int of 4,000 digits has no shorter repr)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 600:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 # ------------------------------------------------------------------ loading

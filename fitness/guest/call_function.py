@@ -4,12 +4,30 @@ Reads ``calls.json`` (a list of argument lists), imports the candidate's module
 file named by argv[1], calls the function named by argv[2] once per argument
 list, and writes ``outputs.json``: one ``{"value": ...}`` or ``{"error": "..."}``
 per call. It never sees the expected answers: the trusted scorer outside the
-sandbox compares these outputs with them. Standard library only.
+sandbox compares these outputs with them. A value nested deeper than
+``MAX_DEPTH`` is an error of that call: the scorer refuses JSON nested deeper
+than ``sandboxes.MAX_JSON_DEPTH`` (64) as a whole. Standard library only.
 """
 
 import importlib.util
 import json
 import sys
+
+#: Deepest value a call may return; the list of outputs and ``{"value": ...}`` add two levels.
+MAX_DEPTH = 60
+
+
+def too_deep(value, limit=MAX_DEPTH):
+    """Whether ``value`` nests lists/dicts more than ``limit`` levels (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, list | tuple | dict):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def main() -> int:
@@ -29,6 +47,8 @@ def main() -> int:
             try:
                 value = function(*args)
                 json.dumps(value)
+                if too_deep(value):
+                    raise ValueError(f"the value is nested more than {MAX_DEPTH} levels deep")
                 outputs.append({"value": value})
             except BaseException as exc:
                 outputs.append({"error": f"{type(exc).__name__}: {exc}"[:500]})

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,15 @@ from hypothesis import strategies as st
 from sandboxes._tree import Walk, chown_tree, remove_contents, remove_tree, tree_size
 
 AS_ROOT = os.geteuid() == 0
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Iterator[Path]:
+    """pytest's ``tmp_path``, emptied afterwards by ``rm -rf`` even when a test failed: a tree
+    5,000 levels deep left there would crash pytest's own cleanup (``shutil.rmtree``)."""
+    yield tmp_path
+    subprocess.run(["chmod", "-R", "u+rwx", str(tmp_path)], capture_output=True)
+    subprocess.run(["rm", "-rf", "--one-file-system", str(tmp_path)], check=False)
 
 
 def deep_tree(top: Path, depth: int, every: int = 1000) -> None:
@@ -197,9 +209,6 @@ def test_chown_tree_gives_everything_to_the_user(tmp_path: Path) -> None:
 def test_an_ordinary_user_empties_directories_it_made_unreadable() -> None:
     """Without root's override of permissions (bwrap as an ordinary user: the candidate's
     files are that user's), chmod 000 directories are opened by chmod-ing them first."""
-    import subprocess
-    import tempfile
-
     from .user_sandbox import ORDINARY_UID, _python_for_everyone
 
     top = Path(tempfile.mkdtemp(prefix="cladeforge-tree-test-"))
