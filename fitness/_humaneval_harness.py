@@ -2,22 +2,41 @@
 
 One job tests many programs: it holds the trusted harness
 (``guest/humaneval_harness.py``) and ``hidden.json`` (the programs, the hidden
-tests and a fresh nonce), and never an LLM socket. The harness deletes
-``hidden.json`` before any program runs and prints one line, the nonce then
-the verdicts as JSON. The host believes only that line: a program cannot know
-the nonce, so nothing it prints, writes or leaves behind can pass for a
-verdict (see ``_humaneval.py`` for the whole trust argument).
+tests and the job's secret, 256 fresh random bits), and never an LLM socket.
+The harness deletes ``hidden.json`` before any program runs, kills what each
+program leaves behind, and at the end prints one line: the job's tag, an
+HMAC-SHA256 keyed with the secret, and the payload (the tag, the task ids in
+order, the verdicts).
+
+The stdout channel itself is not private: with bwrap run by an ordinary user, a
+program's leftover process can open the sandbox's stdout pipe through
+``/proc/1/fd/1``, read what goes by and write anything there. So the host
+believes only a line whose MAC verifies with this job's secret and whose
+payload names this job's tag and task ids, and ignores every other line. No
+program ever learns the secret (it is never printed, see ``_humaneval.py`` for
+the whole trust argument), so nothing a program prints, writes, copies or
+replays from another job can pass for a verdict.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from sandboxes import EndReason, Executor, Job, Limits, Result
+from sandboxes import (
+    EndReason,
+    Executor,
+    Job,
+    Limits,
+    Result,
+    UntrustedDataError,
+    untrusted_json,
+)
 
 from ._program_eval import ProgramResult, _excerpt
 
@@ -27,6 +46,9 @@ HIDDEN = "hidden.json"
 _JOB_MARGIN_SECONDS = 20.0
 #: per problem, for starting the program's process and loading the test
 _START_SECONDS = 2.0
+#: what each HMAC of the job's secret is for (as in the guest harness): the tag, the MAC
+_TAG_LABEL, _MAC_LABEL = b"cladeforge humaneval job tag", b"cladeforge humaneval verdict\n"
+_TAG_HEX, _MAC_HEX = 32, 64
 _VERDICT_REASONS = {"pass": EndReason.OK, "fail": EndReason.OK, "timeout": EndReason.TIMEOUT,
                     "exit": EndReason.EXIT, "error": EndReason.ERROR}
 
@@ -65,9 +87,14 @@ def harness_source() -> bytes:
 
 
 def harness_job(cases: Sequence[tuple[HiddenTest, str]], settings: HarnessSettings,
-             nonce: str) -> Job:
-    """The job that runs each ``(hidden test, program text)`` of ``cases`` in the harness."""
-    hidden = {"nonce": nonce, "check_seconds": settings.check_seconds,
+                secret: str) -> Job:
+    """The job that runs each ``(hidden test, program text)`` of ``cases`` in the harness.
+
+    ``secret`` keys the verdict's MAC: fresh and random for every job (as
+    ``run_hidden_tests`` makes it), shown to no one, and given again to
+    ``read_verdicts``.
+    """
+    hidden = {"secret": secret, "check_seconds": settings.check_seconds,
               "max_answer_bytes": settings.max_answer_bytes,
               "problems": [{"task_id": h.task_id, "prompt": h.prompt,
                             "entry_point": h.entry_point, "test": h.test, "program": program}
@@ -79,15 +106,19 @@ def harness_job(cases: Sequence[tuple[HiddenTest, str]], settings: HarnessSettin
                files={HARNESS: harness_source(), HIDDEN: json.dumps(hidden).encode()})
 
 
-def read_verdicts(result: Result, nonce: str,
+def read_verdicts(result: Result, secret: str,
                   task_ids: Sequence[str]) -> dict[str, ProgramResult]:
-    """One ``ProgramResult`` per task id from the harness's nonce line (0 where there is none).
+    """One ``ProgramResult`` per task id from the job's authenticated line (score 0 where
+    there is none, or where it has no valid verdict for the task).
 
-    The line counts whatever way the job ended: only the harness can have written
-    it, and it writes it last.
+    ``result`` is a finished job: every sandbox backend kills the job's whole
+    process tree before ``run`` returns (and the harness kills the programs'
+    processes before it writes), so no program's process is alive while this
+    reads. The line counts whatever way the job ended: only the harness can have
+    made it, and it writes it last.
     """
     seconds = result.wall_seconds / max(1, len(task_ids))
-    verdicts = _nonce_line(result.stdout, nonce)
+    verdicts = authenticated_verdicts(result.stdout, secret, task_ids)
     results = {}
     for task_id in task_ids:
         verdict = verdicts.get(task_id) if verdicts is not None else None
@@ -103,17 +134,36 @@ def read_verdicts(result: Result, nonce: str,
     return results
 
 
-def _nonce_line(stdout: bytes, nonce: str) -> Mapping[str, object] | None:
-    text = stdout.decode("utf-8", "replace")
-    at = text.find(nonce)
-    if at < 0:
-        return None
-    line = text[at + len(nonce):].split("\n", 1)[0]
-    try:
-        data = json.loads(line)
-    except ValueError:
-        return None
-    return data if isinstance(data, Mapping) else None
+def authenticated_verdicts(stdout: bytes, secret: str,
+                           task_ids: Sequence[str]) -> Mapping[str, object] | None:
+    """The verdicts of the first line in ``stdout`` made by this job's harness (keyed with
+    ``secret``, testing ``task_ids`` in this order), or None if there is no such line.
+
+    A candidate line runs from an occurrence of the job's tag to the end of its
+    line: the MAC, then the payload. The MAC is compared in constant time before
+    anything parses the payload; a line that fails any check is skipped.
+    """
+    key = secret.encode("utf-8")
+    tag = hmac.new(key, _TAG_LABEL, hashlib.sha256).hexdigest()[:_TAG_HEX].encode("ascii")
+    start = 0
+    while (at := stdout.find(tag, start)) >= 0:
+        end = stdout.find(b"\n", at)
+        end = len(stdout) if end < 0 else end
+        start = end + 1  # each line once: many tags on one line cost one MAC, not many
+        mac_at = at + len(tag)
+        mac, payload = stdout[mac_at:mac_at + _MAC_HEX], stdout[mac_at + _MAC_HEX:end]
+        expected = hmac.new(key, _MAC_LABEL + payload, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(mac, expected.encode("ascii")):
+            continue
+        try:
+            data = untrusted_json(payload)
+        except UntrustedDataError:
+            continue
+        if isinstance(data, dict) and data.get("job") == tag.decode("ascii") \
+                and data.get("task_ids") == list(task_ids) \
+                and isinstance(data.get("verdicts"), dict):
+            return data["verdicts"]
+    return None
 
 
 async def run_hidden_tests(executor: Executor, cases: Sequence[tuple[HiddenTest, str]],
@@ -121,6 +171,6 @@ async def run_hidden_tests(executor: Executor, cases: Sequence[tuple[HiddenTest,
     """Test each ``(hidden test, program)`` in one fresh test-sandbox job; a result per task."""
     if not cases:
         return {}
-    nonce = secrets.token_hex(16)  # a secret for this job only, not a source of randomness
-    result = await executor.run(harness_job(cases, settings, nonce))
-    return read_verdicts(result, nonce, [h.task_id for h, _ in cases])
+    secret = secrets.token_hex(32)  # this job's MAC key, never printed
+    result = await executor.run(harness_job(cases, settings, secret))
+    return read_verdicts(result, secret, [h.task_id for h, _ in cases])

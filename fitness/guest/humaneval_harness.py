@@ -2,8 +2,9 @@
 
 Trusted code (standard library only, Python 3.8+). ``python3 -I humaneval_harness.py
 HIDDEN.json`` reads the problems (task id, prompt, entry point, hidden test and
-the candidate's program text) and a nonce, deletes the file, makes this process
-undumpable, and then, one problem at a time:
+the candidate's program text) and the job's secret, deletes the file, makes
+this process undumpable and the reaper of every orphan below it, and then, one
+problem at a time:
 
 * starts the program in a separate child process (``--serve`` mode of this very
   source, run from memory with ``-c``) in a fresh temp dir, in its own session,
@@ -14,16 +15,24 @@ undumpable, and then, one problem at a time:
   come back: no object of the candidate's making ever reaches ``check``);
 * passes the problem only when ``check`` returned and every call was answered
   with a value in time. A dead child, a timeout, an exception of the
-  candidate, an unparseable or oversized answer each fail the problem.
+  candidate, an unparseable or oversized answer each fail the problem;
+* kills every process the program left behind (its session, then every orphan,
+  which the kernel hands to this process, see ``end_stragglers``).
 
-At the end it writes ONE line to its stdout: the nonce followed by the verdicts
-as JSON ``{task_id: {"verdict": "pass"|"fail"|"timeout"|"exit"|"error", "detail": ...}}``.
-The host believes only a line that starts with the nonce, which no candidate can
-know (the file is gone before any child starts, and this process's memory is
-closed to its children, see ``_make_undumpable``).
+At the end, with no process of any program left that it can find, it writes ONE
+line to its stdout (``verdict_line``): a tag naming the job, an HMAC-SHA256 of
+the payload, and the payload, JSON ``{"job": tag, "task_ids": [...], "verdicts":
+{task_id: {"verdict": "pass"|"fail"|"timeout"|"exit"|"error", "detail": ...}}}``.
+The key is the job's secret, which is never printed and which no program can
+read: the file is gone before any child starts, and this process's memory is
+closed to its children (``_make_undumpable``). So a program may read the line,
+copy it or write anything next to it, but the host believes only a line whose
+MAC verifies with this job's secret.
 """
 
 import ast
+import hashlib
+import hmac
 import json
 import os
 import select
@@ -37,7 +46,11 @@ import time
 import traceback
 
 _HEADER = struct.Struct(">I")
-_PR_GET_DUMPABLE, _PR_SET_DUMPABLE = 3, 4
+_PR_GET_DUMPABLE, _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 3, 4, 36
+#: the longest detail of a verdict, in characters
+_DETAIL_CHARS = 300
+#: what each HMAC of the job's secret is for (domain separation of the tag and the MAC)
+TAG_LABEL, MAC_LABEL = b"cladeforge humaneval job tag", b"cladeforge humaneval verdict\n"
 
 
 class CandidateFailure(Exception):
@@ -257,15 +270,84 @@ def check_one(source, problem, check_seconds, max_answer_bytes):
     return {"verdict": "pass", "detail": ""}
 
 
-def _make_undumpable():
-    """PR_SET_DUMPABLE 0: processes of the same uid can neither ptrace this one nor read
-    its /proc/<pid>/mem, environ or fd entries. Raise if it cannot be done."""
+def _prctl(option, value):
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 or \
-            libc.prctl(_PR_GET_DUMPABLE, 0, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+    if libc.prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option}, {value}) failed")
+    return libc
+
+
+def _make_undumpable():
+    """PR_SET_DUMPABLE 0: processes of the same uid can neither ptrace this one nor read
+    its /proc/<pid>/mem, environ or fd entries. Raise if it cannot be done."""
+    libc = _prctl(_PR_SET_DUMPABLE, 0)
+    if libc.prctl(_PR_GET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError("the process is still dumpable")
+
+
+def _become_subreaper():
+    """PR_SET_CHILD_SUBREAPER: an orphan below this process (a program's double-forked
+    process in its own session) becomes this process's child instead of going to the
+    sandbox's init, so ``end_stragglers`` finds it. False where the kernel refuses."""
+    try:
+        _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+def _children():
+    """The pids whose parent is this process (a scan of /proc/<pid>/stat)."""
+    me, found = os.getpid(), []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/" + name + "/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            if int(fields[1]) == me:
+                found.append(int(name))
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return found
+
+
+def end_stragglers(seconds=2.0):
+    """SIGKILL and reap every process left below this one; True once there is none.
+
+    Only this process's own children are signalled: an unreaped child's pid cannot
+    be reused, so nothing outside this process's tree is ever hit (with the
+    ``process`` backend the harness runs as the host user). An orphan of a killed
+    child becomes a child here (subreaper), so the loop ends with the whole tree.
+    """
+    deadline = _now() + seconds
+    while True:
+        for pid in _children():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        except ChildProcessError:
+            return True
+        if _now() > deadline:
+            return False
+        time.sleep(0.002)
+
+
+def verdict_line(secret, task_ids, verdicts):
+    """The authenticated line: tag, MAC and payload (see the module doc), in one line."""
+    key = secret.encode("utf-8")
+    tag = hmac.new(key, TAG_LABEL, hashlib.sha256).hexdigest()[:32]
+    payload = json.dumps({"job": tag, "task_ids": list(task_ids), "verdicts": verdicts},
+                         ensure_ascii=True, sort_keys=True).encode("ascii")
+    mac = hmac.new(key, MAC_LABEL + payload, hashlib.sha256).hexdigest()
+    # a leading newline: a partial line written earlier cannot run into this one
+    return b"\n" + tag.encode("ascii") + mac.encode("ascii") + payload + b"\n"
 
 
 def main(argv):
@@ -277,17 +359,23 @@ def main(argv):
     path = argv[1]
     with open(path, "rb") as handle:
         hidden = json.loads(handle.read().decode("utf-8"))
-    os.unlink(path)  # fail closed: no child starts while the tests are on disk
+    os.unlink(path)  # fail closed: no child starts while the tests and the secret are on disk
     _make_undumpable()
+    _become_subreaper()
+    secret = hidden.pop("secret")
     verdicts = {}
     for problem in hidden["problems"]:
         try:
-            verdicts[problem["task_id"]] = check_one(
-                source, problem, hidden["check_seconds"], hidden["max_answer_bytes"])
+            verdict = check_one(source, problem, hidden["check_seconds"],
+                                hidden["max_answer_bytes"])
         except BaseException:  # a harness failure on one problem fails only that problem
-            verdicts[problem["task_id"]] = {
-                "verdict": "error", "detail": traceback.format_exc(limit=2)[-300:]}
-    line = (hidden["nonce"] + json.dumps(verdicts) + "\n").encode("utf-8")
+            verdict = {"verdict": "error",
+                       "detail": traceback.format_exc(limit=2)[-_DETAIL_CHARS:]}
+        verdict["detail"] = str(verdict["detail"])[:_DETAIL_CHARS]
+        verdicts[problem["task_id"]] = verdict
+        end_stragglers()  # nothing of this program may touch the next one
+    end_stragglers()
+    line = verdict_line(secret, [p["task_id"] for p in hidden["problems"]], verdicts)
     while line:
         line = line[os.write(1, line):]
     return 0
