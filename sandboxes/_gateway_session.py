@@ -227,16 +227,16 @@ class GatewaySession:
         assert task is not None
         self._tasks.add(task)
         hold = ReadHold(request)
-        hold.hold()
         try:
             try:
                 status, payload = await self._answer(request, hold)
                 response = json_response(status, payload)
             except GatewayHTTPError as exc:
                 response = json_response(exc.status, exc.body(), close=exc.close)
-            # written here, still held: an agent that does not read its answers cannot
-            # make the gateway parse and queue its pipelined requests meanwhile, and one
-            # that reads none within the read timeout loses its connection
+            # written here, held: an agent that does not read its answers cannot make the
+            # gateway parse and queue its pipelined requests meanwhile, and one that reads
+            # none within the read timeout loses its connection
+            hold.hold()
             try:
                 async with asyncio.timeout(self.gateway.read_timeout):
                     await response.prepare(request)
@@ -265,10 +265,12 @@ class GatewaySession:
             return 200, models_body(self.gateway.models)
         length = self._body_length(request)
         assert self._slots is not None and self._lock is not None
+        if self._slots.locked():
+            hold.hold()  # waiting for a slot
         async with self._slots:
             hold.release()
             data = await self._read_body(request, length)
-            hold.hold()
+            hold.hold()  # until the answer is written
             body, dropped = parse_body(path, data, self.gateway.models)
             del data
             if dropped and not self._dropped_noted:

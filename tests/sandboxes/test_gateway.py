@@ -372,6 +372,8 @@ def test_guest_chat_through_the_real_local_model(tmp_path: Path, llama: Any) -> 
     before_last = usage.total_tokens - answered[-1]["total_tokens"]
     assert before_last < 150  # the last request was admitted below the budget...
     assert answered[-1]["completion_tokens"] <= 150 - before_last  # ...its completion clamped
+    # a real tokenizer and chat template stay within the gateway's prompt bound
+    assert usage.total_tokens <= 150
     assert log.calls == [("real", usage)]
 
 
