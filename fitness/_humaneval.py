@@ -22,7 +22,7 @@ Evaluation, per batch of examples, in two fresh sandbox jobs:
    ``completions.json``; only that file (and ``errors.json``, for the
    report) comes back.
 2. The **test job**, without an LLM socket, gets the programs, the hidden
-   tests and a nonce in one file, and the trusted harness
+   tests and the job's secret in one file, and the trusted harness
    (``guest/humaneval_harness.py``). See below why its verdict can be trusted.
 
 Trust. The agent, and every program it writes, is hostile. What keeps the
@@ -30,10 +30,13 @@ score honest:
 
 * The hidden tests never enter the agent's sandbox, and the agent's sandbox is
   gone before the tests run; the test job has no LLM socket and no network.
-* The harness reads the tests and the nonce and deletes their file before any
+* The harness reads the tests and the secret and deletes their file before any
   program starts, then calls ``prctl(PR_SET_DUMPABLE, 0)``: processes of the
   same uid (the program's) can no longer ptrace it or read its memory,
-  environment or file descriptors through ``/proc``.
+  environment or file descriptors through ``/proc`` (the isolating sandboxes'
+  system-call policy also refuses ptrace and process_vm_readv). The secret is
+  in no command line, environment or file a program can reach, and is never
+  printed.
 * A program runs in its own process (fresh temp cwd, own session, stdin and
   stderr on /dev/null, stdout re-pointed to /dev/null before the program is
   imported), never in the harness. The test's ``check`` runs in the harness
@@ -48,14 +51,26 @@ score honest:
   time with a value: an exit at import (``os._exit``, ``sys.exit``), a crash, an
   exception, an unparseable or oversized answer, or running past
   ``check_seconds`` fails it (the program's process group is killed).
-* The verdicts reach the host as one line of the harness's stdout starting
-  with the nonce; programs print to /dev/null and cannot know the nonce, so
-  fake ``PASS`` lines, fake JSON, result files or killing the harness give
-  at most "no verdict", which scores 0.
+* The harness is the subreaper of everything below it: after each problem, and
+  again before it writes, it kills every process a program left behind (a
+  double-forked process in its own session included), so nothing of one
+  program touches the next, and none is alive when the verdict is written.
+* The verdicts reach the host as one line of the harness's stdout, authenticated
+  with HMAC-SHA256 keyed by the secret over the exact payload, which names the
+  job (a tag derived from the secret) and its task ids. That stdout is not
+  private (with bwrap run by an ordinary user, any process in the sandbox can
+  open the init's ``/proc/1/fd/1`` and read or write the pipe), so
+  ``read_verdicts`` (``_humaneval_harness.py``) takes only a line whose MAC
+  verifies, compared in constant time before its JSON is parsed with
+  ``untrusted_json``; it reads after the job's whole process tree is gone (every
+  backend kills it before ``run`` returns). Fake ``PASS`` lines, fake JSON,
+  result files, a line read off the pipe and altered, a real line of another
+  job, or killing the harness give at most "no verdict", which scores 0.
 
-With the ``process`` backend (no isolation) the tests are on the host's disk
-and a program running as root could still read the harness's memory: use
-``bwrap`` or ``docker`` for agents you do not trust.
+With the ``process`` backend (no isolation) the tests and the secret are on the
+host's disk until the harness starts, the programs run as the host user, and
+one running as root could still read the harness's memory: use ``bwrap`` or
+``docker`` for agents you do not trust.
 """
 
 from __future__ import annotations
