@@ -52,7 +52,7 @@ from ._base import (
 )
 from ._limits import NO_CGROUPS, Launch, limits_enforcement, run_limited
 from ._seccomp import seccomp_program
-from ._workdir import collect_files, write_files
+from ._workdir import collect_files, files_not_written, job_files_problem, write_files
 from ._workspace import MB, Workspace, workspace
 
 logger = logging.getLogger(__name__)
@@ -111,6 +111,9 @@ class BwrapSandbox(Sandbox):
         exe = self.executable()
         owner = (SANDBOX_UID, SANDBOX_GID) if os.geteuid() == 0 else None
         limits = job.limits
+        problem = job_files_problem(job.files, limits.workdir_mb * MB)
+        if problem:
+            return files_not_written(problem)
         with workspace(limits.workdir_mb, owner, self.tmp_dir) as space:
             self._announce(space.enforcement)
             write_files(space.work, job.files)
@@ -121,8 +124,7 @@ class BwrapSandbox(Sandbox):
             try:
                 # bwrap reads its arguments and the filter from memory files: its command
                 # line (and that of the sandbox's init, /proc/1/cmdline) shows no host path
-                hidden.append(_memfd("seccomp", seccomp_program()))
-                arguments = self._arguments(job, space, owner, status_w, hidden[-1])
+                arguments = self._arguments(job, space, owner, status_w, hidden)
                 hidden.append(_memfd("args", b"".join(a.encode() + b"\0" for a in arguments)))
                 argv = [exe, "--args", str(hidden[-1]), "--", *job.command]
                 result = run_limited(Launch(
@@ -152,7 +154,8 @@ class BwrapSandbox(Sandbox):
             logger.info("bwrap sandbox: %s; work dir size: %s", enforced, workdir)
 
     def _arguments(self, job: Job, space: Workspace, owner: tuple[int, int] | None,
-                   status_fd: int, seccomp_fd: int) -> list[str]:
+                   status_fd: int, hidden: list[int]) -> list[str]:
+        """bwrap's arguments before ``--``; memory files it reads are appended to ``hidden``."""
         args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
                 "--new-session", "--cap-drop", "ALL", "--uid", str(SANDBOX_UID),
                 "--gid", str(SANDBOX_GID), "--hostname", "sandbox", "--clearenv"]
@@ -161,20 +164,22 @@ class BwrapSandbox(Sandbox):
             env[LLM_SOCKET_ENV] = LLM_SOCKET
         for key, value in env.items():
             args += ["--setenv", key, value]
-        args += self._root_binds(space, owner)
+        args += self._root_binds(space, owner, hidden)
         size = str(job.limits.workdir_mb * MB)
         args += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm",
                  "--size", size, "--tmpfs", "/tmp",
                  "--bind", str(space.work), WORKDIR]
         if job.llm_socket is not None:
             args += ["--ro-bind", job.llm_socket, LLM_SOCKET]
+        hidden.append(_memfd("seccomp", seccomp_program()))
         args += ["--chdir", WORKDIR, "--remount-ro", "/", "--json-status-fd", str(status_fd),
-                 "--seccomp", str(seccomp_fd)]
+                 "--seccomp", str(hidden[-1])]
         return args
 
-    def _root_binds(self, space: Workspace, owner: tuple[int, int] | None) -> list[str]:
+    def _root_binds(self, space: Workspace, owner: tuple[int, int] | None,
+                    hidden: list[int]) -> list[str]:
         if self.root is None:
-            return _host_binds(space)
+            return _host_binds(hidden)
         source = self.root
         if owner is not None and not _reachable_by_others(source):
             source = space.bind_readonly(source, "rootfs")
@@ -189,7 +194,7 @@ class BwrapSandbox(Sandbox):
         return args
 
 
-def _host_binds(space: Workspace) -> list[str]:
+def _host_binds(hidden: list[int]) -> list[str]:
     args = []
     for name in HOST_SYSTEM_DIRS:
         path = Path("/") / name
@@ -200,11 +205,9 @@ def _host_binds(space: Workspace) -> list[str]:
     for name in HOST_ETC:
         if (Path("/etc") / name).exists():
             args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
-    for name, text in (("passwd", _PASSWD), ("group", _GROUP)):
-        path = space.base / name
-        path.write_text(text, encoding="ascii")
-        path.chmod(0o644)
-        args += ["--ro-bind", str(path), f"/etc/{name}"]
+    for name, text in (("passwd", _PASSWD), ("group", _GROUP)):  # copied in: no host path
+        hidden.append(_memfd(name, text.encode("ascii")))
+        args += ["--perms", "0644", "--file", str(hidden[-1]), f"/etc/{name}"]
     return args
 
 

@@ -11,7 +11,8 @@ command, environment and files from its stdin and becomes the command; in a
 warm container it is started ahead, right after the previous job's reset, so
 that a warm job pays no process start by the daemon. After every job a settle
 step kills the job's processes, reads the cgroup counters, collects the
-output files and (warm) wipes /work, /tmp and /dev/shm: from the host where
+output files and (warm) resets what a job could leave for the next one (every
+writable mount, SysV IPC; see ``_docker_host``): from the host where
 the daemon is local and we are root (``_docker_host.py``, a few ms), else by
 an exec of ``_docker_guest.SETTLE``. A container that does not come out of it
 clean (processes left, files left, OOM) is removed and replaced.
@@ -61,6 +62,7 @@ from ._docker_host import settle as host_settle
 from ._docker_pool import LABEL, Pool, PoolKey, Slot, owner_label, stale_containers
 from ._images import default_image, docker_client, image_exists
 from ._seccomp import docker_seccomp_profile
+from ._workdir import files_not_written, job_files_problem
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +70,6 @@ KEEPER_USER = f"{SANDBOX_UID - 1}:{SANDBOX_GID - 1}"  # the container's init and
 JOB_USER = f"{SANDBOX_UID}:{SANDBOX_GID}"
 BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": WORKDIR, "LANG": "C.UTF-8"}
 TMP_MB = 16
-WIPED = (WORKDIR, "/tmp", "/dev/shm")  # every place a job can write
 _SETTLE_SECONDS = 20.0
 
 
@@ -85,7 +86,7 @@ class DockerSandbox(Sandbox):
     ahead of time (default ``Limits()``); jobs with other container-level
     limits get their own pool, filled as they come (at most ``max_pools``
     pools are kept, least recently used dropped first). ``host_settle``: settle
-    containers from the host (kill, counters, collect, wipe) where the daemon is
+    containers from the host (kill, counters, collect, reset) where the daemon is
     local and we are root; False always uses an exec into the container, as
     with a remote daemon.
 
@@ -157,6 +158,9 @@ class DockerSandbox(Sandbox):
         import docker
         import requests
 
+        problem = job_files_problem(job.files, job.limits.workdir_mb << 20)
+        if problem:
+            return files_not_written(problem)
         try:
             self.start()
             return self._run(job)
@@ -232,8 +236,8 @@ class DockerSandbox(Sandbox):
         max_bytes = job.limits.workdir_mb << 20
         if slot.host is not None:
             try:
-                report, files = host_settle(slot.host, SANDBOX_UID, WORKDIR,
-                                            WIPED if wipe else (), job.collect, max_bytes)
+                report, files = host_settle(slot.host, SANDBOX_UID, WORKDIR, wipe, job.collect,
+                                            max_bytes)
             except OSError as exc:  # the container died under us
                 logger.info("settle from the host failed in %s: %s", slot.container.short_id, exc)
                 return None, {}
@@ -288,7 +292,7 @@ class DockerSandbox(Sandbox):
         if self._host_settle:
             try:
                 container.reload()
-                host = host_paths(int(container.attrs["State"]["Pid"]))
+                host = host_paths(int(container.attrs["State"]["Pid"]), SANDBOX_UID, SANDBOX_GID)
             except (docker.errors.DockerException, KeyError, ValueError):
                 host = None
         slot = Slot(container, host, prepared=Future())

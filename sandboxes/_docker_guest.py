@@ -11,18 +11,22 @@ the command would never see them. So they travel on stdin (see ``pack_job``).
 ``SETTLE`` runs after every job, as the sandbox user: it kills every process
 of that user (the job's whole tree), reads the container's cgroup counters
 (OOM kills, failed forks at the pids limit), reads back the files the job
-asked for (regular files only, never through a symlink), and wipes /work,
-/tmp and /dev/shm for the next job in a warm container. It prints one JSON
+asked for (regular files only, never through a symlink), and, in a warm
+container, resets what the job could leave for the next one (every writable
+mount emptied, System V objects removed; sockets or processes left mark it dirty; see
+``_docker_host``). It prints one JSON
 line and then the collected files' bytes. Its output is trusted because no
 process of the candidate is alive when it reads and reports.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import struct
 from collections.abc import Mapping, Sequence
 
+from . import _namespace_state, _tree
 from ._workdir import check_relpath
 
 LAUNCH = r"""
@@ -55,8 +59,8 @@ except OSError as exc:
     os._exit(127)
 """
 
-SETTLE = r"""
-import json, os, shutil, stat, sys, time
+_SETTLE_BODY = r"""
+import json, os, stat, subprocess, sys, time
 me, uid = os.getpid(), os.getuid()
 max_bytes, wipe, paths = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3:]
 
@@ -141,37 +145,21 @@ for rel in paths:
         files[rel] = data
 report["files"] = [[rel, len(data)] for rel, data in files.items()]
 
-def loosen(top):
-    if os.stat(top).st_uid == uid:
-        os.chmod(top, 0o700)
-    for root, dirs, names in os.walk(top):
-        for name in dirs:
-            path = os.path.join(root, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o700)
-
 dirty = []
 if wipe:
-    for top in ("/work", "/tmp", "/dev/shm"):
-        try:
-            loosen(top)
-            names = os.listdir(top)
-        except OSError:
-            names = []
-        for name in names:
-            path = os.path.join(top, name)
-            try:
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path)
-                else:
-                    os.unlink(path)
-            except OSError:
-                pass
-        try:
-            if os.listdir(top):
-                dirty.append(top)
-        except OSError:
-            dirty.append(top)
+    places, others = [], []
+    for point in rw_mounts("/proc/self/mountinfo"):
+        if os.access(point, os.W_OK):
+            if os.path.isdir(point):
+                places.append(point)
+            elif os.path.isfile(point):  # devices (/dev/null over /proc/keys) hold nothing
+                others.append(point)
+    dirty += [f"writable mount {point}" for point in others]
+    dirty += [point for point in places if not remove_contents(point)]
+    try:  # the job's System V objects are this user's: remove them, then check
+        subprocess.run(["ipcrm", "--all"], capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        pass
     for ipc in ("shm", "sem", "msg"):
         try:
             with open(f"/proc/sysvipc/{ipc}") as handle:
@@ -179,6 +167,8 @@ if wipe:
                     dirty.append(f"sysv {ipc}")
         except OSError:
             pass
+    if sockets_left("/proc/self/net"):
+        dirty.append("sockets")
     if mine():
         dirty.append("processes")
 report["dirty"] = dirty
@@ -188,6 +178,11 @@ for data in files.values():
     out.write(data)
 out.flush()
 """
+
+
+#: The settle program: the tree walks of ``_tree`` and the namespace checks of
+#: ``_namespace_state`` (both standard library only), then its own body.
+SETTLE = inspect.getsource(_tree) + inspect.getsource(_namespace_state) + _SETTLE_BODY
 
 
 def pack_job(argv: Sequence[str], env: Mapping[str, str], files: Mapping[str, bytes]) -> bytes:

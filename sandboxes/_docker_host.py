@@ -3,11 +3,31 @@
 Where the daemon runs on this machine and we are root, a container's cgroup
 files (its process list and counters) are visible on the host, and its work
 dir through ``/proc/<init pid>/root``. The settle step (kill the job's
-processes, read the counters, collect the output files, wipe the writable
-dirs, remove SysV IPC objects) then costs a few milliseconds instead of an
-exec into the container, and works even when a fork bomb left no free pid in
-the container. Elsewhere (a remote daemon, not root) the docker backend runs
+processes, read the counters, collect the output files, reset what the job
+could leave behind) then costs a few milliseconds instead of an exec into
+the container, and works even when a fork bomb left no free pid in the
+container. Elsewhere (a remote daemon, not root) the docker backend runs
 ``_docker_guest.SETTLE`` inside the container instead.
+
+What a job can leave behind for the next job in the same container, by
+namespace, and how the reset covers it (a container it cannot reset is
+reported dirty and replaced):
+
+* mount: every file system mounted writable whose root the job's user may
+  write (``/work``, ``/tmp``, ``/dev/shm``, the POSIX message queues in
+  ``/dev/mqueue``), found from the container's mount table when the container
+  is created, not from a list: each is emptied, however deep. A writable
+  mount of a regular file cannot be emptied: such a container is never
+  reused (a device such as ``/dev/null`` holds nothing).
+* ipc: System V objects are removed (``ipcrm --all`` in the container's IPC
+  namespace); POSIX queues live in ``/dev/mqueue`` (above).
+* net: an open socket outlives its process only while something holds it;
+  any socket left in the container's network namespace after the kill marks
+  the container dirty.
+* pid: every process of the job's user is killed; one left marks it dirty.
+* uts, user, keyrings, cgroups: out of a job's reach (no capabilities, and
+  the seccomp policy of ``_seccomp`` refuses ``sethostname``, the keyring
+  calls and ``unshare``).
 """
 
 from __future__ import annotations
@@ -16,12 +36,15 @@ import contextlib
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._namespace_state import rw_mounts, sockets_left
+from ._tree import remove_contents
 from ._workdir import collect_files
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -29,18 +52,23 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 @dataclass(frozen=True)
 class HostPaths:
-    """Where a container's counters, process list and root are on the host."""
+    """Where a container's counters, process list and root are on the host, and the mounts
+    the job's user can write: ``writable`` directories (emptied after every job) and
+    ``unresettable`` ones (regular files: the container is never reused)."""
 
     pid: int
     oom_file: Path
     pids_file: Path
     procs_file: Path
     root: Path
+    writable: tuple[str, ...] = ()
+    unresettable: tuple[str, ...] = ()
 
 
-def host_paths(pid: int) -> HostPaths | None:
-    """The host paths of the container whose init is host process ``pid``; None unless all of
-    them are usable (root, a local daemon, nsenter installed)."""
+def host_paths(pid: int, uid: int, gid: int) -> HostPaths | None:
+    """The host paths of the container whose init is host process ``pid``, with the mounts
+    that user ``uid:gid`` may write; None unless all of them are usable (root, a local daemon,
+    nsenter installed)."""
     if os.geteuid() != 0 or shutil.which("nsenter") is None:
         return None
     try:
@@ -63,14 +91,41 @@ def host_paths(pid: int) -> HostPaths | None:
         oom = group / "memory.events"
     else:
         return None
-    paths = HostPaths(pid, oom, group / "pids.events", group / "cgroup.procs",
-                      Path(f"/proc/{pid}/root"))
+    root = Path(f"/proc/{pid}/root")
     try:
-        os.statvfs(paths.root / "proc")
-        paths.procs_file.read_text()
+        os.statvfs(root / "proc")
+        (group / "cgroup.procs").read_text()
+        writable, unresettable = writable_mounts(pid, uid, gid)
     except OSError:
         return None
+    paths = HostPaths(pid, oom, group / "pids.events", group / "cgroup.procs", root,
+                      writable, unresettable)
     return paths if read_counters(paths) is not None else None
+
+
+def writable_mounts(pid: int, uid: int, gid: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The mount points of process ``pid``'s mount namespace that ``uid:gid`` can write into:
+    (directories, regular files)."""
+    directories, others = [], []
+    for point in rw_mounts(f"/proc/{pid}/mountinfo"):
+        try:
+            info = os.stat(f"/proc/{pid}/root{point}", follow_symlinks=False)
+        except OSError:
+            continue
+        if _may_write(info, uid, gid):
+            if stat.S_ISDIR(info.st_mode):
+                directories.append(point)
+            elif stat.S_ISREG(info.st_mode):  # devices (/dev/null bound over /proc/keys) hold none
+                others.append(point)
+    return tuple(directories), tuple(others)
+
+
+def _may_write(info: os.stat_result, uid: int, gid: int) -> bool:
+    if info.st_uid == uid:
+        return bool(info.st_mode & stat.S_IWUSR)
+    if info.st_gid == gid:
+        return bool(info.st_mode & stat.S_IWGRP)
+    return bool(info.st_mode & stat.S_IWOTH)
 
 
 def read_counters(paths: HostPaths) -> dict[str, int] | None:
@@ -82,24 +137,27 @@ def read_counters(paths: HostPaths) -> dict[str, int] | None:
     return {"oom_kill": oom, "pids_max": pids}
 
 
-def settle(paths: HostPaths, uid: int, workdir: str, wipe: Sequence[str], collect: Sequence[str],
+def settle(paths: HostPaths, uid: int, workdir: str, reset: bool, collect: Sequence[str],
            max_bytes: int) -> tuple[dict, dict[str, bytes]]:
     """Kill every process of ``uid`` in the container, then report its counters, whether the
-    work dir is full and what is left dirty, with the ``collect`` files; wipe ``wipe`` dirs."""
+    work dir is full and what is left dirty, with the ``collect`` files; with ``reset``, empty
+    every place the job could leave something for the next one (see the module docstring)."""
     dirty = [] if kill_all(paths, uid) else ["processes"]
     report: dict = dict(read_counters(paths) or {"oom_kill": None, "pids_max": None})
     work = paths.root / workdir.lstrip("/")
     info = os.statvfs(work)
     report["work_full"] = info.f_bavail == 0 or info.f_favail == 0
     files = collect_files(work, collect, max_bytes) if collect else {}
-    for directory in wipe:
-        if not _wipe(paths.root / directory.lstrip("/")):
-            dirty.append(directory)
-    if wipe:
+    if reset:
+        dirty += [f"writable mount {point}" for point in paths.unresettable]
+        dirty += [point for point in paths.writable
+                  if not remove_contents(paths.root / point.lstrip("/"))]
         ipc = subprocess.run(["nsenter", f"--target={paths.pid}", "--ipc", "--", "ipcrm", "--all"],
                              capture_output=True)
         if ipc.returncode != 0:
             dirty.append("sysv ipc")
+        if sockets_left(f"/proc/{paths.pid}/net"):
+            dirty.append("sockets")
     report["dirty"] = dirty
     return report, files
 
@@ -134,24 +192,6 @@ def _uid(pid: int) -> int | None:
     except (OSError, ValueError):
         return None
     return None
-
-
-def _wipe(directory: Path) -> bool:
-    """Empty ``directory`` without following symlinks; True if it is empty afterwards."""
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return False
-    for entry in entries:
-        with contextlib.suppress(OSError):
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
-    try:
-        return not os.listdir(directory)
-    except OSError:
-        return False
 
 
 def _counter(path: Path, key: str) -> int | None:

@@ -249,6 +249,33 @@ def test_warm_pool_reuses_one_container_and_resets_it(image: str, docker_client,
     assert containers_of(docker_client, run_id) == []
 
 
+@pytest.mark.parametrize("host_settle", [True, False], ids=["host-settle", "exec-settle"])
+def test_warm_pool_resets_ipc_objects_in_place(image: str, docker_client,  # noqa: ANN001
+                                               host_settle: bool) -> None:
+    """POSIX message queues and System V objects are removed by the reset itself: the same
+    container serves the next job (not a replacement), and it finds none of them."""
+    run_id = f"test-{uuid.uuid4().hex[:8]}"
+    with DockerSandbox(image, warm=1, run_id=run_id, host_settle=host_settle) as sandbox:
+        left = sandbox.run(py("""
+        import ctypes, os
+        rt = ctypes.CDLL("librt.so.1")
+        libc = ctypes.CDLL(None)
+        print(rt.mq_open(b"/left", os.O_CREAT | os.O_RDWR, 0o666, None) >= 0,
+              libc.syscall(29, 4242, 4096, 0o1666) >= 0)  # shmget(IPC_CREAT)
+        """))
+        assert left.stdout == b"True True\n", left
+        before = {c.id for c in containers_of(docker_client, run_id)}
+        probe = sandbox.run(py("""
+        import ctypes, os
+        rt = ctypes.CDLL("librt.so.1")
+        libc = ctypes.CDLL(None)
+        print(os.listdir("/dev/mqueue"), rt.mq_open(b"/left", os.O_RDONLY, 0, None),
+              libc.syscall(29, 4242, 0, 0))
+        """))
+        assert probe.stdout == b"[] -1 -1\n", probe
+        assert {c.id for c in containers_of(docker_client, run_id)} == before  # reused
+
+
 def test_a_container_that_hit_oom_is_replaced(image: str, docker_client) -> None:  # noqa: ANN001
     run_id = f"test-{uuid.uuid4().hex[:8]}"
     limits = Limits(memory_mb=96)

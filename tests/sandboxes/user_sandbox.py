@@ -18,6 +18,7 @@ import stat
 import struct
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 from pathlib import Path
@@ -47,7 +48,7 @@ class UserBwrapSandbox(Sandbox):
             [_python_for_everyone(), "-m", "tests.sandboxes.user_sandbox", self.tmp_dir],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=_REPO, user=uid, group=uid,
             extra_groups=[], env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                                  "HOME": self.tmp_dir, "PYTHONPATH": str(_REPO)})
+                                  "HOME": self.tmp_dir, "PYTHONPATH": _import_path()})
 
     @property
     def server_pid(self) -> int:
@@ -78,6 +79,12 @@ def _python_for_everyone() -> str:
     if all(os.stat(parent).st_mode & stat.S_IXOTH for parent in real.parents):
         return sys.executable
     return "/usr/bin/python3"
+
+
+def _import_path() -> str:
+    """The repository and this environment's packages (``sandboxes`` imports some), for the
+    server's interpreter, which may be the system's (same Python version)."""
+    return os.pathsep.join([str(_REPO), sysconfig.get_paths()["purelib"]])
 
 
 def _send(stream, data: bytes) -> None:  # noqa: ANN001 - a binary stream
