@@ -3,8 +3,16 @@
 Each run: ``bwrap --unshare-all --unshare-user --disable-userns`` (user, pid,
 net, ipc, uts and cgroup namespaces; no nested user namespaces), a new
 session, ``--die-with-parent``, ``--cap-drop ALL``, uid/gid 65534, a cleared
-environment (the job's ``env`` plus ``PATH``, ``HOME=/work``, ``LANG``). The
+environment (the job's ``env`` plus ``PATH``, ``HOME=/work``, ``LANG``), and
+the system-call policy of ``_seccomp`` (``--seccomp``: no keyrings, no ptrace
+of the sandbox's init or of other processes, no io_uring, no mounts). The
 network namespace has only ``lo``; nothing of the host's network is reachable.
+bwrap reads its arguments (``--args``), the filter and the generated
+``/etc/passwd``/``group`` from memory files, so the sandbox's command lines
+show no host path. Its mount table still names the sources of the read-only
+binds (the root filesystem's directory) and, without root, the work dir's
+host directory: a bind mount shows its source path, and hiding it would mean
+copying the tree.
 
 The file system is a read-only tmpfs root with:
 
