@@ -13,8 +13,8 @@ module adds what a socket shared with untrusted code needs on top:
   format, logged through :class:`ProblemLog` (the first few per session, then
   counted), never through aiohttp's own loggers; there is no access log;
 - :class:`ReadHold`: a connection is not read while its request waits for a
-  slot, is answered, or its answer is written (only while its body is read),
-  so pipelined requests wait in the kernel, not in the run process's memory.
+  slot, is answered, or its answer is written (only its head and body are
+  read), so pipelined requests wait in the kernel, not in the process's memory.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from aiohttp.web_protocol import RequestHandler
 
 from ._gateway_request import error_body
 
-__all__ = ["ConnectionGate", "ProblemLog", "ServerLimits", "SessionServer",
-           "ReadHold", "default_max_connections", "json_response"]
+__all__ = ["ConnectionGate", "ProblemLog", "ReadHold", "ServerLimits", "SessionServer",
+           "default_max_connections", "json_response"]
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
