@@ -10,6 +10,11 @@ two is repaired on the next open (``RunRepo.reconcile``).
 Scoring runs the benchmark's trusted evaluation through the run's sandbox
 executor; agents get a gateway session of their own, metered and budgeted,
 whose usage is recorded with the candidate.
+
+A child's file names must be ones every sandbox can write
+(``sandboxes.job_files_problem``: no component over 255 bytes, no path over
+4095, at most 64 levels); git would take longer ones, so a child naming such a
+file is invalid with that reason, before it is committed.
 """
 
 from __future__ import annotations
@@ -22,14 +27,14 @@ import numpy as np
 
 from archive import ArchiveIndex, Candidate, ExampleScore, SplitScore, Usage
 from fitness import CodeBenchmark, EvaluationEnv, Example, ProgramEvaluation
-from sandboxes import EndReason, Executor, LLMGateway
+from sandboxes import EndReason, Executor, LLMGateway, job_files_problem
 
 from ._code_genome import CODE_KIND, CodeGenome
 from ._gateway_bridge import gateway_usage
 from ._repo import RunRepo
 from ._species import Founder, Lexicon, Scored, Species
 from ._workshop import Workshop
-from .operators import CodeMutationContext, MutatorLLM
+from .operators import CodeMutationContext, InvalidChild, MutatorLLM
 
 #: commit time of the seed; a child's is this plus its slot (deterministic commits)
 EPOCH = 1_700_000_000
@@ -111,6 +116,9 @@ class CodeSpecies(Species):
         return None if base is None else self.repo.text_files(base)
 
     def genome(self, mutation: Any, parent: Candidate, slot: int) -> dict[str, Any]:
+        problem = job_files_problem({path: b"" for path in mutation.files})
+        if problem:
+            raise InvalidChild(f"the child's files cannot be run: {problem}", mutation.exchanges)
         parents = [self.commit_of(parent.id), *map(self.commit_of, mutation.extra_parents)]
         message = mutation.message or "mutation"
         commit = self.repo.commit(mutation.files, parents, f"#{slot}: {message}", EPOCH + slot)

@@ -33,6 +33,8 @@ from pathlib import Path
 import git
 from gitdb import IStream
 
+from sandboxes import job_files_problem, write_files
+
 from ._errors import CladeforgeError
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ REPO_DIR = "repo"
 #: author and committer of every candidate commit
 IDENTITY = b"Cladeforge <cladeforge@localhost>"
 REF_PREFIX = "refs/candidates/"
+#: most directory levels of a committed file (``_write_tree`` recurses once per level)
+MAX_PATH_PARTS = 256
 
 _SHA = re.compile(r"[0-9a-f]{40}")
 _NULL_SHA = "0" * 40
@@ -247,17 +251,20 @@ class RunRepo:
         if it is not empty); returns the relative paths written."""
         directory = Path(directory)
         files = self.files(sha)
+        problem = job_files_problem(files)
+        if problem:
+            raise RepoError(f"cannot check out {sha} into {directory}: {problem}")
         if directory.exists():
             if not directory.is_dir():
                 raise RepoError(f"cannot check out into {directory}: it is not a directory")
             if any(directory.iterdir()):
                 raise RepoError(f"cannot check out into {directory}: it is not empty; "
                                 f"choose a new or empty directory")
-        directory.mkdir(parents=True, exist_ok=True)
-        for path, data in files.items():
-            target = directory / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            write_files(directory, files)  # fd by fd, never through a symlink
+        except OSError as exc:
+            raise RepoError(f"cannot check out {sha} into {directory}: {exc}") from None
         return list(files)
 
     def merge_base(self, a: str, b: str) -> str | None:
@@ -376,6 +383,9 @@ def _check_path(path: object) -> list[str]:
         raise RepoError(f"file path {path!r} must be relative, with '/' between directories "
                         f"and no backslash or NUL")
     parts = path.split("/")
+    if len(parts) > MAX_PATH_PARTS:
+        raise RepoError(f"file path {path[:80]!r}... is {len(parts)} levels deep, more than "
+                        f"{MAX_PATH_PARTS}")
     for part in parts:
         if part in ("", ".", "..") or part.lower() == ".git":
             raise RepoError(f"file path {path!r} has a forbidden part {part!r} (empty, '.', "

@@ -8,12 +8,23 @@ loops in ``_loop.py`` decide *when* to do them; every decision about *what*
 drawn from the run's stream keyed by the candidate's slot (``_streams.py``), so
 a resumed run makes exactly the same choices. Everything written to the archive
 goes through the run's ``ArchiveWriter`` (group commit).
+
+The engine is the one boundary where a candidate's misdeeds stop (as Optuna's
+``_run_trial`` is for a trial): whatever a candidate makes trusted code raise
+while its child is made, scored or validated ends as a record of that candidate
+(invalid, failed, a validation score of 0) with the exception as the reason,
+and the run goes on. Only the errors a user must fix (``USER_ERRORS``: a bad
+config, an unusable benchmark or sandbox, an LLM server that is down) stop the
+run with their message; ``KeyboardInterrupt`` and cancellation pass through.
+An exception turned into a record is also logged once with its traceback, so a
+bug in trusted code stays visible.
 """
 
 from __future__ import annotations
 
 import bisect
 import functools
+import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -33,16 +44,24 @@ from archive import (
     Status,
     Usage,
 )
-from fitness import Example
+from fitness import BenchmarkError, Example
+from sandboxes import SandboxError
 
 from ._config import StageConfig
-from ._errors import LLMResponseError
-from ._species import Founder, Species
+from ._errors import CladeforgeError, LLMResponseError
+from ._species import Founder, Scored, Species
 from ._streams import BATCH, CHILD, Streams
 from ._writer import ArchiveWriter
 from .llm import LLMClient
 from .operators import InvalidChild
 from .selection import Selection, Selector
+
+logger = logging.getLogger(__name__)
+
+#: Errors a user can cause and must fix: they stop the run (see the module doc).
+USER_ERRORS: tuple[type[Exception], ...] = (CladeforgeError, BenchmarkError, SandboxError)
+#: Longest reason recorded for an exception turned into a candidate's failure.
+_REASON_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -115,6 +134,10 @@ class Engine:
             exchanges, invalid = exc.exchanges, str(exc)
         except LLMResponseError as exc:
             invalid = f"mutator LLM gave no usable answer: {exc}"
+        except USER_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the boundary: see the module doc
+            invalid = unexpected(exc, "making the child", slot)
         if invalid is not None:
             genome = self.species.invalid_genome(parent)
         record: dict[str, Any] = {"exchanges": list(exchanges),
@@ -155,6 +178,12 @@ class Engine:
             return await self._finish(Finish(
                 candidate.id, Status.FAILED, reason=f"task LLM gave no usable answer: {exc}",
                 timings={"evaluate": time.perf_counter() - started}))
+        except USER_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the boundary: see the module doc
+            return await self._finish(Finish(
+                candidate.id, Status.FAILED, reason=unexpected(exc, "scoring", candidate.slot),
+                timings={"evaluate": time.perf_counter() - started}))
         return await self._finish(Finish(
             candidate.id, Status.FAILED if failure else Status.EVALUATED, reason=failure,
             scores=tuple(scores), usage=usage,
@@ -191,15 +220,45 @@ class Engine:
         return [SplitScore("train", mean, tuple(done)), *scores], usage, failure
 
     async def validate(self, candidate: Candidate) -> Candidate:
-        """Add the validation score of an evaluated candidate."""
+        """Add the validation score of an evaluated candidate.
+
+        A validation that raises (the task LLM gave no usable answer, or the
+        candidate made a scorer raise, see the module doc) is recorded as a
+        validation score of 0 whose every example gives the reason as its
+        output: the candidate keeps its status and train score, is not
+        validated again, and ranks last among validated candidates.
+        """
         examples = list(self.species.split("validation"))[: self.validation_size]
-        scored = await self.species.score(candidate, "validation", examples)
+        try:
+            scored = await self.species.score(candidate, "validation", examples)
+        except LLMResponseError as exc:
+            scored = _unscored("validation", examples, f"task LLM gave no usable answer: {exc}")
+        except USER_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the boundary: see the module doc
+            scored = _unscored("validation", examples,
+                               unexpected(exc, "validating", candidate.slot))
         return await self.writer.apply(AddScores(candidate.id, scored.score, scored.usage),
                                        meta=self.usage_meta)
 
     def to_validate(self, top: int) -> list[Candidate]:
         """The best ``top`` evaluated candidates by training score without a validation score."""
         return [c for c in self.storage.index.top(top) if "validation" not in c.scores]
+
+
+def unexpected(error: Exception, step: str, slot: int) -> str:
+    """The recorded reason for ``error`` raised while ``step`` of the candidate in ``slot``
+    (logged once with its traceback: it may be a bug of trusted code)."""
+    logger.error("%s the candidate in slot %d raised %s; recorded as its failure", step, slot,
+                 type(error).__name__, exc_info=error)
+    reason = f"{step} raised {type(error).__name__}: {error}"[:_REASON_CHARS]
+    return reason.encode("utf-8", "replace").decode("utf-8")
+
+
+def _unscored(split: str, examples: Sequence[Example], reason: str) -> Scored:
+    """A score of 0 on ``examples``, each giving ``reason``."""
+    return Scored(SplitScore(split, 0.0, tuple(ExampleScore(e.id, 0.0, reason)
+                                               for e in examples)), Usage(), reason)
 
 
 def exchanges_usage(exchanges: Sequence[Mapping[str, Any]]) -> Usage:

@@ -56,8 +56,9 @@ class Workshop:
                           key: str, seed: int | None = None) -> SelfModification:
         inputs = {path: text.encode() for path, text in files.items()}
         inputs.update(guest_client_files())
-        inputs["EVALUATION.md"] = evaluation.encode()
-        inputs["PROBLEM.md"] = problem.encode()
+        # the evaluation quotes the candidate's output: never let a stray surrogate raise here
+        inputs["EVALUATION.md"] = evaluation.encode("utf-8", "replace")
+        inputs["PROBLEM.md"] = problem.encode("utf-8", "replace")
         async with self.gateway.session(key, token_budget=self.token_budget,
                                         seed=seed) as session:
             result = await self.executor.run(Job(

@@ -18,6 +18,7 @@ from sandboxes import EndReason
 from .._schema import doc
 from ._base import InvalidChild
 from ._code_base import CodeMutation, CodeMutationContext, CodeOperator
+from ._code_patch import syntax_error
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,12 +54,9 @@ class SelfModify(CodeOperator):
         if not changed:
             raise InvalidChild("the agent left its code unchanged", exchanges)
         for path in changed:
-            if path.endswith(".py"):
-                try:
-                    compile(run.files[path], path, "exec")
-                except SyntaxError as exc:
-                    raise InvalidChild(f"syntax error in {path} line {exc.lineno}: {exc.msg}",
-                                       exchanges) from None
+            error = syntax_error(path, run.files[path])  # also a NUL byte, nesting too deep
+            if error:
+                raise InvalidChild(error, exchanges)
         failure = await workshop.run_tests(run.files)
         if failure is not None:
             raise InvalidChild(failure, exchanges)
