@@ -22,7 +22,7 @@ from ._code_species import CodeSpecies
 from ._config import RunConfig, SandboxConfig
 from ._endpoints import Clients, sampling
 from ._errors import ConfigError
-from ._gateway_bridge import client_forward
+from ._gateway_bridge import client_forward, client_token_counter
 from ._repo import RunRepo
 from ._species import Lexicon
 from ._workshop import SELF_IMPROVE, Workshop, default_self_improve
@@ -92,10 +92,11 @@ async def open_code_species(config: RunConfig, storage: SQLiteStorage, clients: 
         task_gateway = workshop = None
         extra_seed_files = {}
         if benchmark.needs_llm:
-            task_gateway = await stack.enter_async_context(
-                LLMGateway(client_forward(clients.task), [clients.task.model]))
-            mutator_gateway = await stack.enter_async_context(
-                LLMGateway(client_forward(clients.mutator), [clients.mutator.model]))
+            task_gateway, mutator_gateway = [
+                await stack.enter_async_context(LLMGateway(
+                    client_forward(client), [client.model],
+                    count_tokens=client_token_counter(client)))
+                for client in (clients.task, clients.mutator)]
             workshop = Workshop(executor, mutator_gateway, token_budget=budget)
             extra_seed_files = {SELF_IMPROVE: default_self_improve()}
         yield CodeSpecies(

@@ -2,7 +2,8 @@
 
 Agents reach the LLM only through ``sandboxes.LLMGateway`` on a unix socket;
 here its ``forward`` is the run's ``LLMClient`` (so agent requests share the
-client's concurrency limit, retries and response cache), and a session's
+client's concurrency limit, retries and response cache) and ``count_tokens``
+its server's tokenizer, and a session's
 metered usage becomes an ``archive.Usage`` recorded with the candidate.
 """
 
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from archive import Usage
-from sandboxes import GatewayUsage, UpstreamError, openai_completion
+from sandboxes import GatewayUsage, TokenCounter, UpstreamError, openai_completion
 
 from ._errors import LLMError
 from .llm import LLMClient
@@ -39,6 +40,17 @@ def client_forward(client: LLMClient) -> Forward:
                                  finish_reason=done.finish_reason)
 
     return forward
+
+
+def client_token_counter(client: LLMClient) -> TokenCounter:
+    """A gateway ``count_tokens`` asking ``client``'s server to count a chat prompt."""
+
+    async def count_tokens(path: str, body: dict[str, Any]) -> int | None:
+        if path != "/v1/chat/completions":
+            return None
+        return await client.count_prompt_tokens(body["messages"])
+
+    return count_tokens
 
 
 def gateway_usage(usage: GatewayUsage) -> Usage:

@@ -1,8 +1,13 @@
 """Where untrusted code runs: docker, bubblewrap and process backends, images, the LLM gateway.
 
 Every backend implements ``Sandbox.run(Job) -> Result`` (see ``_base.py``).
-This package imports nothing from ``evolve``, ``fitness`` or ``archive``.
+This package imports nothing from ``evolve``, ``fitness`` or ``archive``. The
+LLM gateway's names load on first use: its HTTP server (aiohttp) is needed only
+by runs whose candidates talk to an LLM, and a sandbox server process may run
+where that package is not installed.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._base import (
     LLM_SOCKET,
@@ -21,14 +26,6 @@ from ._bwrap import BwrapSandbox
 from ._check import BackendStatus, check_backends
 from ._docker import DockerSandbox
 from ._executor import Executor, LocalExecutor, RayExecutor
-from ._gateway import (
-    GatewaySession,
-    GatewayUsage,
-    LLMGateway,
-    UpstreamError,
-    guest_client_files,
-    openai_completion,
-)
 from ._images import Recipe, build_image, default_image, default_recipe, ensure_rootfs, rootfs_path
 from ._limits import limits_enforcement
 from ._process import ProcessSandbox
@@ -42,6 +39,29 @@ from ._workdir import (
     job_files_problem,
     write_files,
 )
+
+if TYPE_CHECKING:
+    from ._gateway import (
+        GatewaySession,
+        GatewayUsage,
+        LLMGateway,
+        TokenCounter,
+        UpstreamError,
+        guest_client_files,
+        openai_completion,
+    )
+
+_GATEWAY_NAMES = frozenset({"GatewaySession", "GatewayUsage", "LLMGateway", "TokenCounter",
+                            "UpstreamError", "guest_client_files", "openai_completion"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _GATEWAY_NAMES:
+        from . import _gateway
+
+        return getattr(_gateway, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BackendStatus",
@@ -75,6 +95,7 @@ __all__ = [
     "Result",
     "Sandbox",
     "SandboxError",
+    "TokenCounter",
     "UntrustedDataError",
     "UpstreamError",
     "check_relpath",

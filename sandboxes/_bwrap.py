@@ -58,7 +58,8 @@ from ._base import (
     Sandbox,
     SandboxError,
 )
-from ._limits import NO_CGROUPS, Launch, limits_enforcement, run_limited
+from ._cgroups import CgroupHost, detect
+from ._limits import NO_CGROUPS, Launch, fallback_env, limits_enforcement, run_limited
 from ._seccomp import seccomp_program
 from ._workdir import collect_files, files_not_written, job_files_problem, write_files
 from ._workspace import MB, Workspace, workspace
@@ -122,8 +123,9 @@ class BwrapSandbox(Sandbox):
         problem = job_files_problem(job.files, limits.workdir_mb * MB)
         if problem:
             return files_not_written(problem)
+        host = detect() if self.cgroups else NO_CGROUPS
         with workspace(limits.workdir_mb, owner, self.tmp_dir) as space:
-            self._announce(space.enforcement)
+            self._announce(host, space.enforcement)
             write_files(space.work, job.files)
             if owner is not None:
                 space.chown_tree(*owner)
@@ -132,13 +134,13 @@ class BwrapSandbox(Sandbox):
             try:
                 # bwrap reads its arguments and the filter from memory files: its command
                 # line (and that of the sandbox's init, /proc/1/cmdline) shows no host path
-                arguments = self._arguments(job, space, owner, status_w, hidden)
+                arguments = self._arguments(job, space, owner, status_w, hidden, host)
                 hidden.append(_memfd("args", b"".join(a.encode() + b"\0" for a in arguments)))
                 argv = [exe, "--args", str(hidden[-1]), "--", *job.command]
                 result = run_limited(Launch(
                     argv=argv, env={"PATH": BASE_ENV["PATH"]}, cwd=Path("/"), limits=limits,
                     space=space, run_as=owner, extra_pids=BWRAP_PIDS, signal_exit_codes=True,
-                    pass_fds=tuple(hidden)), None if self.cgroups else NO_CGROUPS)
+                    pass_fds=tuple(hidden)), host)
                 os.close(status_w)
                 hidden.remove(status_w)
                 ran = _command_exited(status_r)
@@ -155,19 +157,19 @@ class BwrapSandbox(Sandbox):
             files = collect_files(space.work, job.collect, space.size_bytes)
         return replace(result, files=files)
 
-    def _announce(self, workdir: str) -> None:
+    def _announce(self, host: CgroupHost, workdir: str) -> None:
         if not self._announced:  # once per instance: how limits are enforced here
             self._announced = True
-            enforced = limits_enforcement(None if self.cgroups else NO_CGROUPS)
+            enforced = limits_enforcement(host)
             logger.info("bwrap sandbox: %s; work dir size: %s", enforced, workdir)
 
     def _arguments(self, job: Job, space: Workspace, owner: tuple[int, int] | None,
-                   status_fd: int, hidden: list[int]) -> list[str]:
+                   status_fd: int, hidden: list[int], host: CgroupHost) -> list[str]:
         """bwrap's arguments before ``--``; memory files it reads are appended to ``hidden``."""
         args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
                 "--new-session", "--cap-drop", "ALL", "--uid", str(SANDBOX_UID),
                 "--gid", str(SANDBOX_GID), "--hostname", "sandbox", "--clearenv"]
-        env = {**job.env, **BASE_ENV}
+        env = {**job.env, **fallback_env(host), **BASE_ENV}
         if job.llm_socket is not None:
             env[LLM_SOCKET_ENV] = LLM_SOCKET
         for key, value in env.items():

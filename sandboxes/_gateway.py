@@ -34,7 +34,10 @@ the ``usage`` of every response. With a ``token_budget``, requests of the
 session are answered one at a time. Before forwarding, the gateway bounds the
 request's prompt from above by ``E`` = the UTF-8 bytes of its texts +
 ``MESSAGE_OVERHEAD_TOKENS`` (8) per message + ``REQUEST_OVERHEAD_TOKENS`` (32)
-(a byte-level BPE token covers at least one byte). The request is forwarded
+(a byte-level BPE token covers at least one byte). When ``E`` does not fit in
+what remains and the gateway has a ``count_tokens`` (the LLM server's own
+tokenizer with its chat template: the run's client asks vLLM's or llama.cpp's
+``/tokenize``), its exact count replaces ``E``. The request is forwarded
 only if ``E`` + 1 completion token fits in what remains, with ``max_tokens``
 clamped to ``remaining - E`` (and to ``max_tokens_cap``; a request without
 ``max_tokens`` gets that clamp as its ``max_tokens``). Otherwise it is refused
@@ -60,10 +63,17 @@ from collections.abc import Sequence
 
 from ._gateway_request import openai_completion
 from ._gateway_server import ConnectionGate, ServerLimits, default_max_connections
-from ._gateway_session import Forward, GatewaySession, GatewayUsage, UpstreamError, UsageCallback
+from ._gateway_session import (
+    Forward,
+    GatewaySession,
+    GatewayUsage,
+    TokenCounter,
+    UpstreamError,
+    UsageCallback,
+)
 
-__all__ = ["Forward", "GatewaySession", "GatewayUsage", "LLMGateway", "UpstreamError",
-           "guest_client_files", "openai_completion"]
+__all__ = ["Forward", "GatewaySession", "GatewayUsage", "LLMGateway", "TokenCounter",
+           "UpstreamError", "guest_client_files", "openai_completion"]
 
 _GUEST_MODULE = "cladeforge_llm.py"
 
@@ -79,7 +89,9 @@ class LLMGateway:
     closes, sync or async. ``socket_dir`` is where sessions make their private
     directories (default: the system temp dir; a unix socket path must stay
     under 108 bytes). ``request_timeout`` (seconds, None: none) bounds one
-    forward call (504).
+    forward call (504). ``count_tokens(path, body)``, when given, is the LLM's
+    own prompt token count, asked only when the byte bound of a budgeted
+    request does not fit in what remains (see the budget semantics).
 
     Limits on what one session's agent can hold (see the module docstring):
 
@@ -104,6 +116,7 @@ class LLMGateway:
     """
 
     def __init__(self, forward: Forward, models: Sequence[str], *,
+                 count_tokens: TokenCounter | None = None,
                  on_usage: UsageCallback | None = None, max_body_bytes: int = 1 << 20,
                  socket_dir: str | None = None, request_timeout: float | None = None,
                  max_connections_per_session: int = 32, max_concurrent_requests: int = 8,
@@ -124,6 +137,7 @@ class LLMGateway:
             if not value > 0:
                 raise ValueError(f"{name} must be positive, got {value!r}")
         self.forward = forward
+        self.count_tokens = count_tokens
         self.models: tuple[str, ...] = tuple(models)
         self.on_usage = on_usage
         self.max_body_bytes = max_body_bytes

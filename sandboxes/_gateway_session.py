@@ -42,12 +42,16 @@ from ._gateway_server import (
 if TYPE_CHECKING:
     from ._gateway import LLMGateway
 
-__all__ = ["Forward", "GatewaySession", "GatewayUsage", "UpstreamError", "UsageCallback"]
+__all__ = ["Forward", "GatewaySession", "GatewayUsage", "TokenCounter", "UpstreamError",
+           "UsageCallback"]
 
 logger = logging.getLogger("sandboxes._gateway")
 
 #: ``forward(path, body) -> response``: path is ``/v1/chat/completions`` or ``/v1/completions``.
 Forward = Callable[[str, dict[str, Any]], Awaitable[Mapping[str, Any]]]
+#: ``count_tokens(path, body) -> n``: the prompt tokens the LLM will count for ``body``, or
+#: None when it cannot tell (then the gateway's upper bound stands).
+TokenCounter = Callable[[str, dict[str, Any]], Awaitable[int | None]]
 #: ``on_usage(key, usage)``, called once when a session closes; may be a coroutine function.
 UsageCallback = Callable[[str, "GatewayUsage"], Awaitable[None] | None]
 
@@ -324,19 +328,22 @@ class GatewaySession:
             raise GatewayHTTPError(400, "the request body ended before its Content-Length",
                                    code="incomplete_body", close=True) from None
 
-    def _admit(self, body: dict[str, Any]) -> int:
+    async def _admit(self, path: str, body: dict[str, Any]) -> int:
         """The tokens left for the completion of ``body``, or raise its refusal (400/429)."""
         budget, remaining = self.token_budget, self.remaining
         assert budget is not None and remaining is not None
         need = prompt_token_bound(body)
+        if need >= remaining and remaining > REQUEST_OVERHEAD_TOKENS:
+            need = await self._exact_prompt_tokens(path, body, need)
         if need < remaining:
             return remaining - need
         self._counts["refused"] += 1
         spent = remaining <= REQUEST_OVERHEAD_TOKENS  # not even an empty prompt fits
         if need >= budget and not spent:
             raise GatewayHTTPError(
-                400, f"this prompt may take up to {need} tokens (its UTF-8 bytes plus the chat "
-                f"template's), and this candidate's whole token budget is {budget} tokens; "
+                400, f"this prompt takes {need} tokens (the LLM's count, or at most its UTF-8 "
+                f"bytes plus the chat template's), and this candidate's whole token budget is "
+                f"{budget} tokens; "
                 "send a shorter prompt", code="prompt_exceeds_token_budget")
         c = self._counts
         later = "no further LLM requests will be answered" if spent else "a shorter one may fit"
@@ -344,12 +351,26 @@ class GatewaySession:
             429, f"token budget exceeded: this candidate may use {budget} LLM tokens (prompt + "
             f"completion) and has used {c['prompt_tokens']} + {c['completion_tokens']} = "
             f"{c['prompt_tokens'] + c['completion_tokens']} in {c['requests']} requests; "
-            f"{remaining} remain, and this prompt may take up to {need} tokens plus at least "
+            f"{remaining} remain, and this prompt takes up to {need} tokens plus at least "
             f"one completion token; {later}",
             type_="token_budget_exceeded", code="token_budget_exceeded")
 
+    async def _exact_prompt_tokens(self, path: str, body: dict[str, Any], bound: int) -> int:
+        """The LLM's own count of ``body``'s prompt tokens, or ``bound`` when it has none."""
+        counter = self.gateway.count_tokens
+        if counter is None:
+            return bound
+        try:
+            async with asyncio.timeout(self.gateway.request_timeout):
+                counted = await counter(path, body)
+        except Exception as exc:  # noqa: BLE001 - counting is an optimisation; the bound stands
+            self._problems(logging.WARNING, "counting the prompt tokens of %s failed: %s",
+                           path, exc)
+            return bound
+        return bound if counted is None else counted
+
     async def _complete(self, path: str, body: dict[str, Any]) -> Mapping[str, Any]:
-        room = None if self.token_budget is None else self._admit(body)
+        room = None if self.token_budget is None else await self._admit(path, body)
         limits = [x for x in (body.get("max_tokens"), self.max_tokens_cap, room) if x is not None]
         if limits:
             body["max_tokens"] = min(limits)

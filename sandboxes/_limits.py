@@ -9,7 +9,9 @@ How each limit is enforced, and seen afterwards:
   without a cgroup, every process of the session).
 * **memory**: the cgroup's memory limit (swap included); an OOM kill is read
   from the cgroup → ``oom``. Fallback: ``RLIMIT_AS`` (allocations fail; an
-  ``oom`` is inferred from ``MemoryError`` / ``Cannot allocate memory``).
+  ``oom`` is inferred from ``MemoryError`` / ``Cannot allocate memory``), with
+  ``RLIMIT_STACK`` at 1/32 of it (1 to 8 MB), as each thread reserves that much
+  address space, and glibc kept to one malloc arena (``fallback_env``).
 * **pids** (processes *and threads*): the cgroup's ``pids.max``; refused forks
   are read from ``pids.events`` → ``pids``. Fallback: ``RLIMIT_NPROC`` on top
   of what the user already runs, only when that user is not root (root ignores
@@ -35,6 +37,7 @@ import logging
 import math
 import os
 import resource
+import select
 import selectors
 import signal
 import subprocess
@@ -54,8 +57,12 @@ MB = 1 << 20
 _CHUNK = 1 << 16
 #: How long output is still read after the command exited and its tree was killed.
 _DRAIN_SECONDS = 2.0
+#: How long killed processes without a cgroup may take to die before it is logged.
+_DEATH_SECONDS = 10
 #: How often a plain (not tmpfs) work dir's size is checked while the command runs.
 _SPACE_POLL_SECONDS = 0.1
+#: The largest stack limit set with the address-space fallback (the usual default).
+_STACK_MB = 8
 _PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
 _OOM_HINTS = (b"MemoryError", b"Cannot allocate memory", b"std::bad_alloc", b"out of memory")
 _PIDS_HINTS = (b"Resource temporarily unavailable", b"can't start new thread")
@@ -106,6 +113,13 @@ def limits_enforcement(host: CgroupHost | None = None) -> str:
         return f"limits via {host.note}; rlimits as backstop"
     fallback = {"memory": "RLIMIT_AS", "pids": "RLIMIT_NPROC (not for root)"}
     return f"{host.note}; fallback: " + ", ".join(f"{m} by {fallback[m]}" for m in missing)
+
+
+def fallback_env(host: CgroupHost) -> dict[str, str]:
+    """Environment a command needs on ``host``: with memory limited as address space, glibc's
+    one malloc arena (each further arena reserves 64 MB of address space, so a few threads
+    would use up a limit that stands in for memory)."""
+    return {} if "memory" in host.controllers else {"MALLOC_ARENA_MAX": "1"}
 
 
 #: A host without usable cgroups (forces the rlimit fallback).
@@ -163,6 +177,10 @@ def rlimits_for(limits: Limits, controllers: frozenset[str],
              (resource.RLIMIT_CPU, (cpu, cpu + 2))]
     if "memory" not in controllers:
         found.append((resource.RLIMIT_AS, (limits.memory_mb * MB, limits.memory_mb * MB)))
+        # each thread reserves RLIMIT_STACK of address space: a few threads must not use
+        # up the limit that stands in for memory
+        stack = min(_STACK_MB, max(1, limits.memory_mb // 32)) * MB
+        found.append((resource.RLIMIT_STACK, (stack, stack)))
     uid = launch.run_as[0] if launch and launch.run_as else os.getuid()
     if "pids" not in controllers and uid != 0:
         extra = launch.extra_pids if launch else 0
@@ -295,24 +313,88 @@ def _read(fd: int) -> bytes | None:
 
 
 def _kill_tree(proc: subprocess.Popen[bytes], group: RunCgroup | None) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)  # start_new_session: pgid == sid == pid
     if group is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # start_new_session: pgid == sid == pid
         group.kill()
     else:
-        _kill_session(proc.pid)
+        _kill_unconfined(proc.pid)
 
 
-def _kill_session(sid: int) -> None:
-    """SIGKILL every process of session ``sid`` (no cgroup: catches those that left the group)."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == sid:
+def _kill_unconfined(root: int) -> None:
+    """SIGKILL ``root``, its descendants and every process of its session (no cgroup: this
+    catches those that left the process group), then wait until they are gone.
+
+    Descendants are found before anything dies (a dead parent's children move to
+    another reaper). Waiting matters under bwrap: its namespace's processes die
+    only after bwrap itself, and a result must not be returned while they run.
+    Each process is signalled through a pidfd checked against the start time seen
+    in the scan, so a pid reused meanwhile is never hit.
+    """
+    seen = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in seen.items():
+        children.setdefault(parent, []).append(pid)
+    members = {root}
+    stack = [root]
+    while stack:  # the descendants of root, iteratively
+        for child in children.get(stack.pop(), ()):
+            if child not in members:
+                members.add(child)
+                stack.append(child)
+    members.update(pid for pid, (_, session, _) in seen.items() if session == root)
+    pidfds = []
+    for pid in members:
+        fd = _pidfd(pid)
+        if fd is None:
             continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-            if int(fields[3]) == sid:  # after ")": state ppid pgrp session
-                os.kill(int(entry.name), signal.SIGKILL)
+        if pid in seen and _start_time(pid) != seen[pid][2]:
+            os.close(fd)  # the pid now names another process
+            continue
+        pidfds.append(fd)
+    try:
+        for fd in pidfds:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+        deadline = time.monotonic() + _DEATH_SECONDS
+        waiting = select.poll()  # a pidfd is readable once its process has exited
+        for fd in pidfds:
+            waiting.register(fd, select.POLLIN)
+        left = len(pidfds)
+        while left and (remaining := deadline - time.monotonic()) > 0:
+            for fd, _ in waiting.poll(remaining * 1000):
+                waiting.unregister(fd)
+                left -= 1
+        if left:
+            logger.error("%d process(es) of a run still alive %d s after SIGKILL",
+                         left, _DEATH_SECONDS)
+    finally:
+        for fd in pidfds:
+            os.close(fd)
+
+
+def _process_table() -> dict[int, tuple[int, int, int]]:
+    """Every visible process: pid → (parent pid, session id, start time)."""
+    table = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = _stat_fields(int(entry.name))
+                table[int(entry.name)] = (int(fields[1]), int(fields[3]), int(fields[19]))
+    return table
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        return int(_stat_fields(pid)[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _stat_fields(pid: int) -> list[bytes]:
+    """/proc/<pid>/stat after the command name: state, ppid, pgrp, session, …, starttime."""
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        return handle.read().rsplit(b")", 1)[1].split()
 
 
 def _reap(proc: subprocess.Popen[bytes]) -> None:

@@ -21,7 +21,8 @@ import sys
 from dataclasses import replace
 
 from ._base import LLM_SOCKET_ENV, Job, Result, Sandbox
-from ._limits import NO_CGROUPS, Launch, limits_enforcement, run_limited
+from ._cgroups import detect
+from ._limits import NO_CGROUPS, Launch, fallback_env, limits_enforcement, run_limited
 from ._workdir import collect_files, files_not_written, job_files_problem, write_files
 from ._workspace import MB, workspace
 
@@ -58,23 +59,23 @@ class ProcessSandbox(Sandbox):
         problem = job_files_problem(job.files, limits.workdir_mb * MB)
         if problem:
             return files_not_written(problem)
+        host = detect() if self.cgroups else NO_CGROUPS
         with workspace(limits.workdir_mb, None, self.tmp_dir) as space:
             if not self._announced:  # once per instance: how limits are enforced here
                 self._announced = True
-                enforced = limits_enforcement(None if self.cgroups else NO_CGROUPS)
+                enforced = limits_enforcement(host)
                 logger.info("process sandbox: %s; work dir size: %s", enforced,
                             space.enforcement)
             try:
                 write_files(space.work, job.files)
             except OSError as exc:  # e.g. the work dir's inodes ran out
                 return files_not_written(f"{exc.strerror or exc}: {str(exc.filename)[:80]!r}")
-            env = {**job.env,
+            env = {**job.env, **fallback_env(host),
                    "PATH": f"{os.path.dirname(sys.executable)}:{SYSTEM_PATH}",
                    "HOME": str(space.work), "LANG": "C.UTF-8"}
             if job.llm_socket is not None:
                 env[LLM_SOCKET_ENV] = job.llm_socket
             result = run_limited(Launch(argv=job.command, env=env, cwd=space.work,
-                                        limits=limits, space=space),
-                                 None if self.cgroups else NO_CGROUPS)
+                                        limits=limits, space=space), host)
             files = collect_files(space.work, job.collect, space.size_bytes)
         return replace(result, files=files)

@@ -23,6 +23,7 @@ from evolve._errors import LLMError, LLMResponseError
 from evolve.llm._cache_key import canonical_json
 from evolve.llm._http import HTTPPool
 from evolve.llm._response_cache import ResponseCache
+from evolve.llm._tokens import DIALECTS, count_chat_tokens
 from evolve.llm._types import Completion
 
 __all__ = ["ClientStats", "LLMClient", "ResponseCache"]
@@ -88,6 +89,7 @@ class LLMClient:
         self._rng: random.Random | None = None
         self._inflight: dict[str, asyncio.Future[Completion]] = {}
         self._counts = dict.fromkeys(ClientStats.__dataclass_fields__, 0)
+        self._tokenizers: tuple[str, ...] = DIALECTS  # narrowed to the one that works
 
     def __repr__(self) -> str:
         return (f"LLMClient(base_url={self.base_url!r}, model={self.model!r}, "
@@ -176,6 +178,28 @@ class LLMClient:
             return completion
         finally:
             del self._inflight[key]
+
+    async def count_prompt_tokens(self, messages: list[dict[str, str]]) -> int | None:
+        """The prompt tokens the server counts for ``messages`` (its chat template applied),
+        from its tokenizer endpoints (see ``_tokens``); None when it has none or does not
+        answer. Never raises for the server's sake; never cached or counted as a call."""
+        if not self._tokenizers:
+            return None
+        pool, semaphore, _ = self._ensure()
+        try:
+            async with semaphore, asyncio.timeout(self.timeout):
+                found = await count_chat_tokens(pool, self.model, messages, self._tokenizers)
+        except OSError as exc:  # TimeoutError included: ask again next time
+            logger.debug("%s: counting prompt tokens failed: %s", self.role, _describe(exc))
+            return None
+        if found is None:
+            logger.info("%s at %s has no tokenizer endpoint (vLLM's or llama.cpp's); prompt "
+                        "sizes are bounded by their bytes", _who(self.role), self.base_url)
+            self._tokenizers = ()
+            return None
+        count, dialect = found
+        self._tokenizers = (dialect,)
+        return count
 
     def _ensure(self) -> tuple[HTTPPool, asyncio.Semaphore, random.Random]:
         loop = asyncio.get_running_loop()

@@ -97,16 +97,21 @@ class HTTPPool:
         return _Conn(reader, writer)
 
     async def request(self, method: str, path: str, body: bytes | None = None,
-                      content_type: str = "application/json") -> HTTPResponse:
+                      content_type: str = "application/json", *,
+                      beside_api: bool = False) -> HTTPResponse:
         """Send one request on a pooled connection and read the whole response.
 
-        ``path`` is appended to the pool URL's path. A reused connection that the
-        server had already closed is retried once on a fresh connection, as long
-        as no byte of the response had arrived.
+        ``path`` is appended to the pool URL's path, or with ``beside_api`` to that
+        path less a final ``/v1`` (a server's own endpoints, such as ``/tokenize``,
+        sit beside its OpenAI API). A reused connection that the server had
+        already closed is retried once on a fresh connection, as long as no byte
+        of the response had arrived.
         """
         if self._closed:
             raise HTTPProtocolError("HTTP pool is closed")
         _, _, _, base, common = self._origin()
+        if beside_api:
+            base = base.removesuffix("/v1")
         head = f"{method} {base}{path} HTTP/1.1\r\n".encode("latin-1") + common
         if body is not None:
             head += b"Content-Type: %s\r\nContent-Length: %d\r\n" % (

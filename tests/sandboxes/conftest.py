@@ -5,14 +5,26 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from sandboxes import BwrapSandbox, EndReason, Job, ProcessSandbox, Sandbox, make_sandbox
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Iterator[Path]:
+    """pytest's ``tmp_path``, emptied afterwards by ``rm -rf`` even when a test failed: a tree
+    thousands of levels deep left there would crash pytest's own cleanup (``shutil.rmtree``
+    recurses) at the end of this or a later session."""
+    yield tmp_path
+    subprocess.run(["chmod", "-R", "u+rwx", str(tmp_path)], capture_output=True)
+    subprocess.run(["rm", "-rf", "--one-file-system", str(tmp_path)], check=False)
 
 
 def unavailable(reason: str) -> None:

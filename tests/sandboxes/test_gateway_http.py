@@ -304,3 +304,57 @@ def test_session_and_gateway_arguments_are_checked() -> None:
     with pytest.raises(RuntimeError, match="not started"):
         _ = gateway.session("k").socket_path
     assert 16 <= gateway.limits["max_connections"] <= 512
+
+
+def test_the_llms_own_count_admits_a_prompt_whose_byte_bound_does_not_fit() -> None:
+    # 4,000-byte prompts: "b..." counted as 4,000 tokens cannot fit a 3,000-token budget;
+    # "a..." counted as 1,000 fits, and the rest of the budget becomes its max_tokens
+    fake = FakeLLM(prompt_tokens=1000)
+    asked: list[str] = []
+
+    async def count_tokens(path: str, body: dict[str, Any]) -> int | None:
+        text = body["messages"][0]["content"]
+        asked.append(text[:1])
+        return len(text) // 4 if text.startswith("a") else len(text)
+
+    async def scenario() -> tuple[list[tuple[int, Any]], GatewayUsage]:
+        gateway = gateway_for(fake)
+        gateway.count_tokens = count_tokens
+        async with gateway.session("cand", token_budget=3000) as session:
+            answers = []
+            for request in (chat("b" * 4000), chat("c" * 10, max_tokens=10), chat("a" * 4000)):
+                status, _, body = await raw_exchange(session.socket_path, post(CHAT, request))
+                answers.append((status, body))
+            return answers, session.usage
+
+    answers, usage = asyncio.run(scenario())
+    assert [status for status, _ in answers] == [400, 200, 200]
+    assert answers[0][1]["error"]["code"] == "prompt_exceeds_token_budget"
+    assert "takes 4000 tokens" in answers[0][1]["error"]["message"]
+    assert asked == ["b", "a"]  # "c": its byte bound fits, nothing to ask
+    assert fake.calls[1][1]["max_tokens"] == 3000 - (1000 + 10) - 1000
+    assert usage.total_tokens == 3000
+
+
+@pytest.mark.parametrize("failure", ["none", "raises", "hangs"])
+def test_without_a_count_the_byte_bound_stands(failure: str) -> None:
+    fake = FakeLLM(prompt_tokens=10)
+
+    async def count_tokens(path: str, body: dict[str, Any]) -> int | None:
+        if failure == "raises":
+            raise ConnectionError("tokenizer down")
+        if failure == "hangs":
+            await asyncio.sleep(60)
+        return None
+
+    async def scenario() -> tuple[int, Any]:
+        gateway = gateway_for(fake, request_timeout=0.5)
+        gateway.count_tokens = count_tokens
+        async with gateway.session("cand", token_budget=3000) as session:
+            status, _, body = await raw_exchange(session.socket_path,
+                                                 post(CHAT, chat("a" * 4000)))
+            return status, body
+
+    status, body = asyncio.run(scenario())
+    assert (status, body["error"]["code"]) == (400, "prompt_exceeds_token_budget")
+    assert not fake.calls

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from sandboxes import EndReason, Limits
+from sandboxes import EndReason, Job, Limits, ProcessSandbox
 from sandboxes._cgroups import CgroupEvents, CgroupHost, RunCgroup, detect
 from sandboxes._limits import NO_CGROUPS, Launch, Observed, classify, rlimits_for, run_limited
 from sandboxes._workspace import Workspace, workspace
 
 LIMITS = Limits(memory_mb=128, pids=16, wall_seconds=3.0, output_bytes=4096, workdir_mb=8)
 ALL = frozenset({"memory", "pids", "cpu"})
+#: A sleeper whose command line carries a marker (``sleep`` refuses extra arguments).
+SLEEP_60 = "SLEEP = 'import time; time.sleep(60)'\n"
 
 
 def seen(returncode: int | None, **fields: object) -> Observed:
@@ -222,14 +224,44 @@ def test_when_the_command_exits_its_background_children_die(host: CgroupHost | N
 def test_a_process_that_leaves_its_session_is_killed_with_the_cgroup(
         cgroup_host: CgroupHost) -> None:
     marker = uuid.uuid4().hex
-    code = ("import os, time\n"
+    code = (SLEEP_60 + "import os, sys, time\n"
             "if os.fork() == 0:\n"
             "    os.setsid()\n"
-            f"    os.execvp('sleep', ['sleep', '60', '{marker}'])\n"
+            f"    os.execv(sys.executable, [sys.executable, '-c', SLEEP, '{marker}'])\n"
             "time.sleep(60)\n")
     result = run_python(code, Limits(wall_seconds=1.0), host=cgroup_host)
     assert result.reason is EndReason.TIMEOUT
     assert not _processes_with(marker)
+
+
+def test_without_cgroups_a_killed_tree_is_gone_when_the_result_returns() -> None:
+    # a chain of descendants, one of them in a session of its own: every one is dead
+    # (not merely signalled) by the time run_limited returns
+    marker = uuid.uuid4().hex
+    code = (SLEEP_60 + "import os, sys\n"
+            "for depth in range(6):\n"
+            "    if os.fork():\n"
+            "        break\n"
+            "    if depth == 3:\n"
+            "        os.setsid()\n"
+            f"os.execv(sys.executable, [sys.executable, '-c', SLEEP, '{marker}'])\n")
+    result = run_python(code, Limits(wall_seconds=1.0, pids=16), host=NO_CGROUPS)
+    assert result.reason is EndReason.TIMEOUT, result
+    assert not _processes_with(marker)
+
+
+def test_threads_fit_in_the_address_space_that_stands_in_for_memory() -> None:
+    # without a memory cgroup, 128 MB of address space must still hold 16 threads
+    code = ("import threading, time\n"
+            "threads = [threading.Thread(target=time.sleep, args=(0.2,)) for _ in range(16)]\n"
+            "for t in threads: t.start()\n"
+            "for t in threads: t.join()\n"
+            "print('joined')")
+    sandbox = ProcessSandbox(cgroups=False)
+    for _ in range(5):
+        result = sandbox.run(Job([sys.executable, "-c", code],
+                                 limits=Limits(memory_mb=128, pids=32, wall_seconds=10)))
+        assert result.reason is EndReason.OK and result.stdout == b"joined\n", result
 
 
 def test_a_missing_command_is_an_error_not_an_exception() -> None:

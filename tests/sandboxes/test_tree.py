@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,6 @@ from hypothesis import strategies as st
 from sandboxes._tree import Walk, chown_tree, remove_contents, remove_tree, tree_size
 
 AS_ROOT = os.geteuid() == 0
-
-
-@pytest.fixture
-def tmp_path(tmp_path: Path) -> Iterator[Path]:
-    """pytest's ``tmp_path``, emptied afterwards by ``rm -rf`` even when a test failed: a tree
-    5,000 levels deep left there would crash pytest's own cleanup (``shutil.rmtree``)."""
-    yield tmp_path
-    subprocess.run(["chmod", "-R", "u+rwx", str(tmp_path)], capture_output=True)
-    subprocess.run(["rm", "-rf", "--one-file-system", str(tmp_path)], check=False)
 
 
 def deep_tree(top: Path, depth: int, every: int = 1000) -> None:
