@@ -111,15 +111,20 @@ work = os.statvfs("/work")
 report["work_full"] = work.f_bavail == 0 or work.f_favail == 0
 
 def read_below(rel):
-    fds, dir_fd = [], os.open("/work", os.O_RDONLY | os.O_DIRECTORY)
-    fds.append(dir_fd)
+    # one directory open at a time: a path thousands of levels deep needs no more fds
+    dir_fd = os.open("/work", os.O_RDONLY | os.O_DIRECTORY)
     try:
         parts = rel.split("/")
         for part in parts[:-1]:
-            dir_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
-            fds.append(dir_fd)
+            child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            os.close(dir_fd)
+            dir_fd = child
         fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
-        fds.append(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(dir_fd)
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
             return None
@@ -135,8 +140,7 @@ def read_below(rel):
     except OSError:
         return None
     finally:
-        for fd in fds:
-            os.close(fd)
+        os.close(fd)
 
 files = {}
 for rel in paths:
