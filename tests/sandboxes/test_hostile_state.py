@@ -246,3 +246,28 @@ print(json.dumps(lines))
     for cmdline in json.loads(result.stdout).values():
         for host_path in ("cladeforge-run-", "cladeforge-user-", "/root", "/.cache", "/tmp/"):
             assert host_path not in cmdline, cmdline
+
+
+def test_no_process_in_the_sandbox_holds_a_host_channel(isolating_sandbox: Sandbox) -> None:
+    """Every descriptor a candidate can reach through /proc (bwrap's init included) is the
+    job's own stdio or /dev/null, or an eventfd: no status pipe, memory file, socket or host
+    file that a candidate could read or write to reach past its job."""
+    code = r"""
+import json, os
+me, held = os.getpid(), {}
+for pid in os.listdir("/proc"):
+    if pid.isdigit() and int(pid) != me:
+        try:
+            held[pid] = {fd: os.readlink(f"/proc/{pid}/fd/{fd}")
+                         for fd in os.listdir(f"/proc/{pid}/fd")}
+        except OSError:
+            pass
+print(json.dumps({"held": held, "mine": {fd: os.readlink(f"/proc/self/fd/{fd}")
+                                          for fd in ("0", "1", "2")}}))
+"""
+    result = isolating_sandbox.run(Job(command=["python3", "-c", code], limits=LIMITS))
+    assert result.reason is EndReason.OK, result
+    seen = json.loads(result.stdout)
+    allowed = set(seen["mine"].values()) | {"/dev/null", "anon_inode:[eventfd]"}
+    for pid, fds in seen["held"].items():
+        assert set(fds.values()) <= allowed, (pid, fds)
