@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
@@ -33,14 +33,13 @@ from ._gateway_request import (
     usage_of,
 )
 from ._gateway_server import (
+    ConnectionGate,
     ProblemLog,
     ReadHold,
+    ServerLimits,
     SessionServer,
     json_response,
 )
-
-if TYPE_CHECKING:
-    from ._gateway import LLMGateway
 
 __all__ = ["Forward", "GatewaySession", "GatewayUsage", "TokenCounter", "UpstreamError",
            "UsageCallback"]
@@ -58,6 +57,24 @@ UsageCallback = Callable[[str, "GatewayUsage"], Awaitable[None] | None]
 _SUN_PATH_MAX = 107  # bytes of a unix socket path, without the trailing NUL
 _ROUTES = {MODELS_PATH: "GET", CHAT_PATH: "POST", COMPLETIONS_PATH: "POST"}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class SessionHost(Protocol):
+    """What a session needs of its gateway (``LLMGateway``; a protocol here, so that the
+    gateway module may import this one and not the other way round)."""
+
+    forward: Forward
+    count_tokens: TokenCounter | None
+    models: tuple[str, ...]
+    on_usage: UsageCallback | None
+    max_body_bytes: int
+    socket_dir: str | None
+    request_timeout: float | None
+    max_concurrent_requests: int
+    read_timeout: float
+    _limits: ServerLimits
+    _gate: ConnectionGate
+    _sessions: set[GatewaySession]
 
 
 class UpstreamError(Exception):
@@ -105,7 +122,7 @@ class GatewaySession:
     charged), removes the socket and its directory, and reports the usage.
     """
 
-    def __init__(self, gateway: LLMGateway, key: str, token_budget: int | None,
+    def __init__(self, gateway: SessionHost, key: str, token_budget: int | None,
                  max_tokens_cap: int | None, seed: int | None = None) -> None:
         self.gateway = gateway
         self.key = key
