@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
 
 import networkx as nx
@@ -20,6 +22,70 @@ def candidate_rows(run_dir: Path) -> list[dict]:
         shown = json.loads(run_evolve("show", str(run_dir), str(cid), "--json").stdout)
         rows.append(shown)
     return rows
+
+
+#: one line of ``evolve lineage``'s tree: a prefix of 4-character columns, then ``#<id> ...``
+TREE_LINE = re.compile(r"(?P<prefix>(?:[| ]   )*(?:[|`]-- )?)#(?P<id>\d+) (?P<text>.*)")
+
+
+def check_tree(tree: str, rows: list[dict]) -> None:
+    """The printed lineage tree holds the archive's lineage exactly.
+
+    Each candidate is expanded once (with its own operator and status); every other
+    time it is printed it is a leaf marked as a merge, naming all its parents. Every
+    line below the top level sits under its parent: the nearest line above it one
+    level less deep, and the printed (parent, child) pairs are the archive's
+    edges, each once. The top level is the candidates without parents, ascending;
+    children come in ascending order, the last one drawn with a corner.
+    """
+    by_id = {row["id"]: row for row in rows}
+    edges = Counter()
+    expanded: list[int] = []
+    path: list[int] = []  # ids of the current line's ancestors in the printout, by depth
+    lines = tree.rstrip("\n").splitlines()  # print() adds a newline to the text's own
+    assert lines, "the tree printed nothing"
+    parsed = []
+    for line in lines:
+        match = TREE_LINE.fullmatch(line)
+        assert match, f"not a tree line: {line!r}"
+        prefix, cid, text = match["prefix"], int(match["id"]), match["text"]
+        assert len(prefix) % 4 == 0
+        depth = len(prefix) // 4
+        assert depth <= len(path), f"{line!r} is deeper than any line above it can parent"
+        del path[depth:]
+        row = by_id[cid]
+        assert text.startswith(f"{row['operator']} {row['status']} train="), (line, row)
+        if depth == 0:
+            assert not row["parents"], f"#{cid} has parents {row['parents']} but is a top line"
+        else:
+            parent = path[-1]
+            assert parent in row["parents"], (
+                f"#{cid} is printed under #{parent}, its parents are {row['parents']}")
+            edges[(parent, cid)] += 1
+        merge = f" (merge of {', '.join(f'#{p}' for p in sorted(row['parents']))}, see above)"
+        parsed.append((depth, prefix, cid))
+        if cid in expanded:
+            assert text.endswith(merge), f"#{cid} printed twice, the second time not as a merge"
+            continue  # a leaf: a line below it one level deeper fails the depth check
+        assert not text.endswith("see above)"), line
+        expanded.append(cid)
+        path.append(cid)
+    assert sorted(expanded) == sorted(by_id), "every candidate is expanded exactly once"
+    assert [c for d, _, c in parsed if d == 0] == sorted(i for i, r in by_id.items()
+                                                          if not r["parents"])
+    assert dict(edges) == {(p, row["id"]): 1 for row in rows for p in row["parents"]}
+    for i, (depth, prefix, cid) in enumerate(parsed):
+        if depth == 0:
+            continue
+        siblings_after = []
+        for later_depth, _, later in parsed[i + 1:]:
+            if later_depth < depth:
+                break
+            if later_depth == depth:
+                siblings_after.append(later)
+        assert all(cid < later for later in siblings_after), "children in ascending order"
+        corner = "|-- " if siblings_after else "`-- "
+        assert prefix.endswith(corner), f"#{cid}: {prefix!r} should end with {corner!r}"
 
 
 def test_run_records_everything_and_reports_it(make_config, tmp_path):
@@ -65,7 +131,7 @@ def test_run_records_everything_and_reports_it(make_config, tmp_path):
 
     # the lineage in every export format
     tree = run_evolve("lineage", str(run_dir)).stdout
-    assert "#1" in tree or "1 " in tree
+    check_tree(tree, rows)
     graph = json.loads(run_evolve("lineage", str(run_dir), "--format", "json").stdout)
     assert len(graph["nodes"]) == 8
     graphml = run_evolve("lineage", str(run_dir), "--format", "graphml").stdout

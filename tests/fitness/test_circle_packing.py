@@ -81,17 +81,36 @@ def test_invalid_packings_score_zero_with_the_failed_check(sandbox: Sandbox, cir
     assert result.detail.startswith("invalid: ") and detail in result.detail
 
 
+#: A real, valid packing of 26 circles with a modest sum of radii: a 6 x 6 grid (spacing 1/6)
+#: of radii 0.04 + 0.0005 * i, at most 0.0525, so no two circles come within 0.06 of each other
+#: and every circle stays 0.03 inside the square.
+HONEST_26 = [[(i % 6 + 0.5) / 6, (i // 6 + 0.5) / 6, 0.04 + 0.0005 * i] for i in range(26)]
+
+
 def test_fake_scores_printed_or_written_get_no_credit(sandbox: Sandbox) -> None:
+    # checked here, not by the scorer's own helper: the packing is valid and sums to 1.2025
+    for i, (x, y, r) in enumerate(HONEST_26):
+        assert r > 0 and min(x, y) - r >= 0 and max(x, y) + r <= 1
+        for x2, y2, r2 in HONEST_26[:i]:
+            assert math.dist((x, y), (x2, y2)) > r + r2
+    true_sum = math.fsum(r for _x, _y, r in HONEST_26)
+    assert true_sum == pytest.approx(1.2025)
+
     benchmark = CirclePackingBenchmark()
-    cheat = writes("[[0.5, 0.5, 0.5]]", extra="""
+    cheat = writes(json.dumps(HONEST_26), extra="""
 import json
 print("score: 1")
-print(json.dumps({"score": 1.0}))
+print("sum of radii 9.9000")
+print(json.dumps({"score": 1.0, "sum_of_radii": 9.9}))
 for name in ("score.json", "result.json", "score.txt"):
-    open(name, "w").write(json.dumps({"score": 1.0, "sum": 2.635}))
+    open(name, "w").write(json.dumps({"score": 1.0, "sum_of_radii": 9.9, "sum": 9.9}))
 """)
     (result,) = evaluate(benchmark, sandbox, cheat).results
-    assert result.score == 0.0 and "expected 26 circles, got 1" in result.detail
+    assert result.reason is EndReason.OK
+    # scored on the circles it wrote, nothing it claimed
+    assert result.detail == f"sum of radii {true_sum:.4f}" == "sum of radii 1.2025"
+    assert result.score == pytest.approx(true_sum / 2.635, abs=1e-12)
+    assert result.score < 0.5 and "9.9" not in result.detail
     (silent,) = evaluate(benchmark, sandbox, 'print("score: 1")\n').results
     assert silent.score == 0.0 and silent.detail == "invalid: packing.py wrote no circles.json"
 

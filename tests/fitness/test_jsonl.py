@@ -151,7 +151,20 @@ def test_bad_options_are_rejected(options: dict[str, object], message: str) -> N
 
 
 def test_constructor_reads_nothing(tmp_path: Path) -> None:
-    JsonlBenchmark(tmp_path / "does-not-exist-yet.jsonl")  # no error until split()
+    """The file is read at the first split(), not when the benchmark is built."""
+    path = tmp_path / "does-not-exist-yet.jsonl"
+    bench = JsonlBenchmark(path, validation_fraction=0.0, test_fraction=0.0)  # no error yet
+    assert not path.exists()
+    with pytest.raises(BenchmarkError, match="benchmark file not found"):
+        bench.split("train")
+    # the file as it is at the first split() that finds it, not as it was at construction
+    other = tmp_path / "other.jsonl"
+    write_jsonl(other, [{"question": "old?", "answer": "0"}])
+    late = JsonlBenchmark(other, validation_fraction=0.0, test_fraction=0.0)
+    write_jsonl(path, [{"question": "1+1?", "answer": "2"}])
+    write_jsonl(other, [{"question": "new?", "answer": "1"}, {"question": "2+2?", "answer": 4}])
+    assert [(e.question, e.answer) for e in bench.split("train")] == [("1+1?", "2")]
+    assert [(e.question, e.answer) for e in late.split("train")] == [("new?", "1"), ("2+2?", "4")]
 
 
 @needs_gsm8k

@@ -6,6 +6,8 @@ Network checks only ever target loopback addresses the test itself serves.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
 import json
 import socket
@@ -16,10 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from sandboxes import EndReason, Result, Sandbox
+from fitness import DirectoryBenchmark, EvaluationEnv, ProgramResult
+from sandboxes import EndReason, Executor, Job, Limits, Result, Sandbox
 
-from .hostile_helpers import assert_contained, attack
+from .hostile_helpers import LIMITS, assert_contained, attack
 
 SPY = r"""
 import json, os, sys
@@ -167,63 +171,131 @@ def test_the_evaluator_and_hidden_tests_cannot_be_read_or_changed(isolating_sand
 
 
 # --- faking the score -------------------------------------------------------------------
+# Scored by the production scorer of user benchmarks (``fitness.DirectoryBenchmark``): the
+# candidate gets the public input as input.json and writes its declared output, answers.json;
+# a second sandbox runs the benchmark's trusted evaluate.py on that output and the hidden
+# answer, and the host reads the score from the evaluator's last line of stdout only.
 
 CASES = [[2, 3], [10, -4], [7, 7]]
 EXPECTED = [5, 6, 14]  # kept by the trusted side only
 
 HONEST = """
 import json
-cases = json.load(open("cases.json"))
+cases = json.load(open("input.json"))
 json.dump([a + b for a, b in cases], open("answers.json", "w"))
 """
 
-CHEAT = """
+#: the score line in the very format the host takes from the evaluator, printed last
+CLAIM = '{"score": 1.0, "detail": "3 of 3 right"}'
+
+CHEAT = f"""
 import json, os
 print("SCORE: 1.0")
-json.dump({"score": 1.0, "passed": 3, "total": 3}, open("score.json", "w"))
+json.dump({{"score": 1.0, "passed": 3, "total": 3}}, open("score.json", "w"))
 json.dump([0, 0, 0], open("answers.json", "w"))
+print({CLAIM!r})
 """
 
-CHEAT_SYMLINK = """
+CHEAT_SYMLINK = f"""
 import os
 print("SCORE: 1.0")
 os.symlink("/etc/passwd", "answers.json")
+print({CLAIM!r})
+"""
+
+EVALUATOR = """
+import json
+answer = json.load(open("answer.json"))
+try:
+    got = json.load(open("outputs/answers.json"))
+except (OSError, ValueError) as exc:
+    print(json.dumps({"score": 0.0, "detail": f"no readable answers.json ({type(exc).__name__})"}))
+    raise SystemExit(0)
+if not isinstance(got, list) or len(got) != len(answer):
+    print(json.dumps({"score": 0.0, "detail": "answers.json is not a list of the right size"}))
+    raise SystemExit(0)
+right = sum(g == a for g, a in zip(got, answer))
+print(json.dumps({"score": right / len(answer), "detail": f"{right} of {len(answer)} right"}))
 """
 
 
-def trusted_score(result: Result) -> float:
-    """Score from the declared output only, recomputed against answers the candidate never saw."""
-    raw = result.files.get("answers.json")
-    if result.reason is not EndReason.OK or raw is None:
-        return 0.0
-    try:
-        answers = json.loads(raw)
-    except ValueError:
-        return 0.0
-    if not isinstance(answers, list) or len(answers) != len(EXPECTED):
-        return 0.0
-    return sum(a == e for a, e in zip(answers, EXPECTED, strict=True)) / len(EXPECTED)
+class RecordingExecutor(Executor):
+    """Runs jobs on the test's sandbox and keeps each result (the sandbox is not closed)."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.runs: list[tuple[Job, Result]] = []
+
+    async def run(self, job: Job) -> Result:
+        result = await asyncio.to_thread(self.sandbox.run, job)
+        self.runs.append((job, result))
+        return result
+
+    def close(self) -> None:
+        pass  # the session's sandbox fixture closes it
 
 
-def evaluate(sandbox: Sandbox, token: str, code: str) -> tuple[float, Result]:
-    result = attack(sandbox, token, code, files={"cases.json": json.dumps(CASES).encode()},
-                    collect=("answers.json",))
-    return trusted_score(result), result
+def user_benchmark(tmp_path: Path, token: str) -> DirectoryBenchmark:
+    """A user benchmark whose candidate runs as attack_<token>.py, under the hostile limits."""
+    root = tmp_path / "benchmark"
+    (root / "seed").mkdir(parents=True)
+    (root / "data").mkdir()
+    (root / "seed" / f"attack_{token}.py").write_text(HONEST)
+    (root / "evaluate.py").write_text(EVALUATOR)
+    line = json.dumps({"id": "sums", "input": CASES, "answer": EXPECTED})
+    (root / "data" / "train.jsonl").write_text(line + "\n")
+    (root / "data" / "validation.jsonl").write_text(line.replace('"sums"', '"sums-v"') + "\n")
+    limits = {f.name: getattr(LIMITS, f.name) for f in dataclasses.fields(Limits)}
+    (root / "benchmark.yaml").write_text(yaml.safe_dump({
+        "name": "hostile-sums", "description": "Add each pair in input.json.",
+        "seed": "seed", "command": ["python3", f"attack_{token}.py"],
+        "outputs": ["answers.json"], "limits": limits, "evaluator_limits": limits,
+        "splits": {"train": "data/train.jsonl", "validation": "data/validation.jsonl"}}))
+    return DirectoryBenchmark(root)
 
 
-def test_an_honest_candidate_scores_full_marks(isolating_sandbox: Sandbox, token: str) -> None:
-    score, result = evaluate(isolating_sandbox, token, HONEST)
-    assert score == 1.0, result
+def evaluate(sandbox: Sandbox, token: str, code: str,
+             tmp_path: Path) -> tuple[ProgramResult, Result, Result | None]:
+    """The production score of ``code``, the candidate's own run and the evaluator's run
+    (None if the scorer ran no evaluator)."""
+    benchmark = user_benchmark(tmp_path, token)
+    executor = RecordingExecutor(sandbox)
+    evaluation = asyncio.run(benchmark.evaluate({f"attack_{token}.py": code.encode()},
+                                                benchmark.split("train"),
+                                                EvaluationEnv(executor)))
+    (scored,) = evaluation.results
+    (candidate_job, candidate), *rest = executor.runs
+    assert candidate_job.command == ("python3", f"attack_{token}.py")
+    assert "answer.json" not in candidate_job.files  # the hidden answer stayed outside
+    if not rest:
+        return scored, candidate, None
+    ((evaluator_job, verdict),) = rest
+    assert evaluator_job.command == ("python3", "evaluate.py")
+    assert json.loads(evaluator_job.files["answer.json"]) == EXPECTED
+    return scored, candidate, verdict
 
 
-@pytest.mark.parametrize("code", [pytest.param(CHEAT, id="score-file-and-stdout"),
-                                  pytest.param(CHEAT_SYMLINK, id="symlinked-output")])
-def test_a_fake_score_is_not_taken(isolating_sandbox: Sandbox, token: str, code: str) -> None:
-    score, result = evaluate(isolating_sandbox, token, code)
-    assert b"SCORE: 1.0" in result.stdout  # it did try
-    assert "score.json" not in result.files
-    assert score == 0.0
-    assert_contained(isolating_sandbox, token, result=result)
+def test_an_honest_candidate_scores_full_marks(isolating_sandbox: Sandbox, token: str,
+                                               tmp_path: Path) -> None:
+    scored, candidate, _verdict = evaluate(isolating_sandbox, token, HONEST, tmp_path)
+    assert (scored.score, scored.detail) == (1.0, "3 of 3 right"), (scored, candidate)
+
+
+@pytest.mark.parametrize(("code", "detail"), [
+    pytest.param(CHEAT, "0 of 3 right", id="score-file-and-stdout"),
+    pytest.param(CHEAT_SYMLINK, "no readable answers.json", id="symlinked-output")])
+def test_a_fake_score_is_not_taken(isolating_sandbox: Sandbox, token: str, tmp_path: Path,
+                                   code: str, detail: str) -> None:
+    scored, candidate, verdict = evaluate(isolating_sandbox, token, code, tmp_path)
+    assert candidate.reason is EndReason.OK, candidate
+    assert b"SCORE: 1.0" in candidate.stdout  # it did try
+    assert candidate.stdout.decode().splitlines()[-1] == CLAIM
+    assert scored.score == 0.0, scored
+    assert "score.json" not in candidate.files
+    assert b"/etc/passwd" not in b"".join(candidate.files.values())
+    assert scored.reason is EndReason.OK and scored.detail.startswith(detail), scored
+    assert verdict is not None and verdict.stdout.decode().splitlines()[-1] != CLAIM
+    assert_contained(isolating_sandbox, token, result=candidate)
 
 
 # --- network ----------------------------------------------------------------------------
