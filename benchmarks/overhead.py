@@ -247,7 +247,7 @@ async def run_pass(storage: ar.SQLiteStorage, result: Result, args: argparse.Nam
         budget = Budget(BudgetConfig(candidates=len(storage) + args.children))
         species = build_prompt_species(config, storage, clients, Addition())
         loop = build_loop(config, writer, clients, species, budget,
-                          progress=lambda _engine: None)
+                          progress=lambda _engine, _budget: None)
         engine = loop.engine
         if clock is not None:
             instrument(clock, storage, engine)

@@ -23,7 +23,8 @@ from ._errors import SelectionError
 from ._steps import Child, Engine
 from ._streams import INIT, SELECT
 
-Progress = Callable[[Engine], None]
+#: Called after each finished candidate with the engine and the budget the loop runs by.
+Progress = Callable[[Engine, Budget], None]
 
 
 class Loop:
@@ -70,7 +71,7 @@ class Loop:
     async def evaluate_all(self, candidates: Iterable[Candidate]) -> None:
         async def one(c: Candidate) -> None:
             await self.engine.evaluate(c)
-            self.progress(self.engine)
+            self.progress(self.engine, self.budget)
 
         await run_all([one(c) for c in candidates])
 
@@ -83,7 +84,7 @@ class Loop:
             picks.append(seed)
         await run_all([self.engine.validate(c) for c in picks])
         if picks:
-            self.progress(self.engine)
+            self.progress(self.engine, self.budget)
 
     def stop_reason(self, in_flight: int = 0) -> str | None:
         return self.budget.exhausted(len(self.storage) + in_flight, self.engine.tokens())
@@ -147,7 +148,7 @@ class Loop:
                 state.unwritten -= 1
                 state.changed()
             await self.engine.evaluate(candidate)
-            self.progress(self.engine)
+            self.progress(self.engine, self.budget)
             state.finished += 1
             if state.finished % self.generation_size == 0:
                 await self.validate_round()

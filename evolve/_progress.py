@@ -13,9 +13,8 @@ from ._steps import Engine
 class ProgressBar:
     """Called after every finished candidate; redraws at most a few times a second."""
 
-    def __init__(self, budget: Budget, stream: TextIO | None = None,
-                 interval: float = 0.25, plain_interval: float = 15.0) -> None:
-        self.budget = budget
+    def __init__(self, stream: TextIO | None = None, interval: float = 0.25,
+                 plain_interval: float = 15.0) -> None:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.interval = interval if self.tty else plain_interval
@@ -23,29 +22,29 @@ class ProgressBar:
         self.first_fraction: float | None = None
         self.first_time = 0.0
 
-    def __call__(self, engine: Engine, force: bool = False) -> None:
+    def __call__(self, engine: Engine, budget: Budget, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self.last < self.interval:
             return
         self.last = now
-        line = self.render(engine, now)
+        line = self.render(engine, budget, now)
         if self.tty:
             self.stream.write("\r\x1b[2K" + line)
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
 
-    def render(self, engine: Engine, now: float) -> str:
+    def render(self, engine: Engine, budget: Budget, now: float) -> str:
         index = engine.storage.index
         size, tokens = len(index), engine.tokens()
-        fraction = self.budget.fraction(size, tokens)
+        fraction = budget.fraction(size, tokens)
         best = index.best("train")
         best_val = index.best("validation")
         parts = []
         if fraction is not None:
             filled = int(round(20 * fraction))
             parts.append(f"[{'#' * filled}{'.' * (20 - filled)}] {100 * fraction:3.0f}%")
-        limit = self.budget.config.candidates
+        limit = budget.config.candidates
         parts.append(f"{size}{f'/{limit}' if limit else ''} candidates")
         parts.append(f"best train {best.fitness:.2f}" if best and best.fitness is not None
                      else "best train -")

@@ -13,18 +13,22 @@ from ._run import Run
 
 
 def summary(index: ArchiveIndex) -> dict[str, Any]:
-    """The seed candidate and the best candidate with their scores per split.
+    """The seed candidate and the best candidate with their scores per split, and the split
+    the best was chosen by (``best_by``).
 
-    The best is chosen by validation score among validated candidates (by training
-    score when none is validated yet); the test split is never used to choose.
+    The best is chosen by validation score among validated candidates once a child has
+    been validated; before that (or with ``fitness.validate_top: 0``, when only the seed
+    gets a validation score, as a baseline) by training score. The test split is never
+    used to choose.
     """
     seed = index.by_slot(0)
     validated = index.scored("validation")
-    if validated:
+    if any(c.slot != 0 for c in validated):
         best = max(validated, key=lambda c: (c.score("validation"), c.fitness or 0.0, -c.id))
+        best_by = "validation"
     else:
-        best = index.best("train")
-    return {"seed": _brief(seed), "best": _brief(best)}
+        best, best_by = index.best("train"), "train"
+    return {"seed": _brief(seed), "best": _brief(best), "best_by": best_by}
 
 
 def status(run: Run) -> dict[str, Any]:
@@ -143,8 +147,8 @@ def format_status(data: dict[str, Any]) -> str:
         f"candidates: {data['candidates']} ({counts})",
         f"LLM: {llm['calls']} calls, {llm['tokens']} tokens, {llm['cache_hits']} cache hits",
     ]
-    for label in ("seed", "best"):
-        lines.append(f"{label}: {format_brief(data[label])}")
+    lines.append(f"seed: {format_brief(data['seed'])}")
+    lines.append(f"best: {format_brief(data['best'])}  [chosen by {data['best_by']} score]")
     return "\n".join(lines)
 
 
@@ -179,7 +183,7 @@ def format_show(data: dict[str, Any]) -> str:
     for split, score in data["scores"].items():
         right = sum(1 for e in score["examples"] if e[1] >= 1.0)
         lines.append(f"score {split}: {score['mean']:.3f} ({right}/{len(score['examples'])})")
-        if "diffs" in data and not split.startswith("stage"):  # code: what each run did
+        if not split.startswith("stage"):  # each example: its id, score and the answer
             lines += [f"  {e[0]}: {e[1]:.3f} {_clip(e[2], 200)}" for e in score["examples"]]
     mutation = data["mutation"] or {}
     for n, ex in enumerate(mutation.get("exchanges", []), start=1):

@@ -152,7 +152,7 @@ class Run:
             # would otherwise rescan it (seconds at 100k candidates) every few hundred children
             gc.freeze()
             try:
-                reason = asyncio.run(self._execute(budget, progress or (lambda _e: None)))
+                reason = asyncio.run(self._execute(budget, progress or (lambda _e, _b: None)))
                 state = "finished"
                 return reason
             except KeyboardInterrupt:

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from archive import ArchiveError, LineageGraph
 from sandboxes import SandboxError
 
-from ._budget import Budget
 from ._config import load_config
 from ._errors import CladeforgeError
 from ._progress import ProgressBar
@@ -141,7 +140,7 @@ def _cmd_fork(args: argparse.Namespace) -> int:
 
 def _execute(run: Run, quiet: bool) -> int:
     print(f"run {run.config.name}: {run.directory}", file=sys.stderr)
-    bar = None if quiet else ProgressBar(Budget(run.config.budget))
+    bar = None if quiet else ProgressBar()
     try:
         reason = run.execute(progress=bar)
     finally:
@@ -152,7 +151,7 @@ def _execute(run: Run, quiet: bool) -> int:
     print(f"stopped: {reason}")
     what = "program" if (result["seed"] or {}).get("commit") else "prompt"
     print(f"seed {what}: {format_brief(result['seed'])}")
-    print(f"best {what}: {format_brief(result['best'])}")
+    print(f"best {what}: {format_brief(result['best'])}  [chosen by {result['best_by']} score]")
     return 0
 
 

@@ -56,10 +56,20 @@ class _Engine:
 
 def test_progress_line_shows_candidates_tokens_and_eta():
     stream = io.StringIO()
-    bar = ProgressBar(Budget(BudgetConfig(candidates=20)), stream=stream, plain_interval=0)
-    bar(_Engine(5, 1500))
-    bar(_Engine(10, 3000), force=True)
+    budget = Budget(BudgetConfig(candidates=20))
+    bar = ProgressBar(stream=stream, plain_interval=0)
+    bar(_Engine(5, 1500), budget)
+    bar(_Engine(10, 3000), budget, force=True)
     first, second = stream.getvalue().splitlines()
     assert "5/20 candidates" in first and "1.5k tokens" in first and "ETA ?" in first
     assert "10/20 candidates" in second and "50%" in second and "ETA " in second
     assert "ETA ?" not in second
+
+
+def test_the_progress_line_shows_the_wall_time_of_the_budget_the_loop_runs_by():
+    # the loop's budget has run (6 of 10 s, from an earlier execution): its share shows
+    stream = io.StringIO()
+    budget = Budget(BudgetConfig(candidates=None, wall_time=10.0), elapsed_before=6.0)
+    budget.start()
+    ProgressBar(stream=stream, plain_interval=0)(_Engine(3, 0), budget)
+    assert "60%" in stream.getvalue() or "61%" in stream.getvalue(), stream.getvalue()
