@@ -3,10 +3,16 @@
 ``SQLiteStorage`` is the durable source of truth of a run; ``InMemoryStorage``
 behaves the same without a file. Both keep an ``ArchiveIndex`` current for
 fast reads, and ``LineageGraph`` answers lineage questions and exports.
-The storage conformance suite lives in ``archive.testing`` (needs pytest).
+Every storage must pass the conformance suite in ``tests/archive/conformance.py``.
 """
 
 from ._copy import copy_archive
+from ._errors import (
+    ArchiveError,
+    DuplicateSlotError,
+    InvalidTransitionError,
+    UnknownCandidateError,
+)
 from ._graph import LineageGraph
 from ._index import ArchiveIndex
 from ._memory import InMemoryStorage
@@ -24,13 +30,7 @@ from ._records import (
     Usage,
 )
 from ._sqlite import SCHEMA_VERSION, SQLiteStorage
-from ._storage import (
-    ArchiveError,
-    ArchiveStorage,
-    DuplicateSlotError,
-    InvalidTransitionError,
-    UnknownCandidateError,
-)
+from ._storage import ArchiveStorage
 
 __all__ = [
     "FINAL_STATUSES",

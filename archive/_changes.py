@@ -1,87 +1,40 @@
-"""Validation and record building shared by every storage.
+"""Change planning shared by every storage.
 
 Each state-changing storage method has three steps: *plan* the change (pure:
 validate it against the index and build the new frozen records), *persist* it
-in one transaction, then *publish* the new records to the index. The planning
-step lives here so that the in-memory and SQLite storages agree by
-construction; the conformance suite (``archive.testing``) checks the rest.
-
-Values are normalised to what reads back from JSON (tuples become lists, int
-keys become strings), so a record looks the same whether it was just written
-or loaded from disk. NaN and infinities are refused: JSON cannot hold them.
+in one transaction, then *publish* the new records to the index. Both storages
+plan with this module, so they cannot disagree about a change; whether the
+plans are right is checked against the independent reference model of the
+conformance suite (``tests/archive/conformance.py``). Values are normalised
+through JSON by ``_json.Encoder``.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ._index import ArchiveIndex
-from ._records import (
-    FINAL_STATUSES,
-    AddScores,
-    CacheEntry,
-    Candidate,
-    Change,
-    ExampleScore,
-    Finish,
-    NewCandidate,
-    SplitScore,
-    Status,
-    Usage,
-)
-from ._storage import (
+from ._errors import (
     ArchiveError,
     DuplicateSlotError,
     InvalidTransitionError,
     UnknownCandidateError,
 )
+from ._index import ArchiveIndex
+from ._json import Encoder, dumps, text
+from ._records import (
+    FINAL_STATUSES,
+    AddScores,
+    Candidate,
+    Change,
+    Finish,
+    NewCandidate,
+    Status,
+)
 
 _REASON_REQUIRED = frozenset({Status.FAILED, Status.INVALID})
-_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # stateless, reused
-
-
-def _c_encoder() -> Any:
-    """json's C encoder for ``_ENCODER``'s settings, called directly: ``encode`` builds a
-    new one on every call, a fifth of the time of encoding a mutation record."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # a Python without the _json accelerator
-        return None
-    e = _ENCODER
-    return lambda value: make(  # markers: a fresh dict per call, for the circularity check
-        {}, e.default, json.encoder.encode_basestring_ascii, e.indent, e.key_separator,
-        e.item_separator, e.sort_keys, e.skipkeys, e.allow_nan)(value, 0)
-
-
-_ENCODE_CHUNKS = _c_encoder()
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON text; ``ValueError`` for NaN/inf, ``TypeError`` for non-JSON values."""
-    if _ENCODE_CHUNKS is None or isinstance(value, str):
-        return _ENCODER.encode(value)
-    return "".join(_ENCODE_CHUNKS(value))
-
-
-def text(value: Any, what: str) -> str:
-    """A string that SQLite can store as UTF-8 text."""
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"{what} is not valid unicode text: {exc}") from exc
-    return value
-
-
-def _object_text(value: Any, what: str) -> str:
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{what} must be a mapping, not {type(value).__name__}")
-    return dumps(dict(value))
 
 
 @dataclass(frozen=True)
@@ -98,70 +51,10 @@ class Plan:
     before: Status | None = None
 
 
-class _Encoder:
-    """Normalises values through JSON and remembers the texts for the plan."""
-
-    def __init__(self) -> None:
-        self.texts: dict[str, str | None] = {}
-        self.score_texts: dict[str, str] = {}
-
-    def mapping(self, column: str, value: Any) -> dict[str, Any]:
-        if not isinstance(value, Mapping):
-            raise TypeError(f"{column} must be a mapping, not {type(value).__name__}")
-        if _flat(value):  # timings and descriptors: no round trip needed
-            self.texts[column] = dumps(value)
-            return dict(value)
-        encoded = self.texts[column] = dumps(dict(value))
-        return _DECODER.raw_decode(encoded)[0]
-
-    def optional(self, column: str, value: Any) -> dict[str, Any] | None:
-        if value is None:
-            self.texts[column] = None
-            return None
-        return self.mapping(column, value)
-
-    def usage(self, usage: Usage) -> Usage:
-        result = Usage(int(usage.calls), int(usage.cache_hits), int(usage.prompt_tokens),
-                       int(usage.completion_tokens))
-        self.texts["usage"] = _USAGE_TEXT % (result.calls, result.cache_hits,
-                                             result.prompt_tokens, result.completion_tokens)
-        return result
-
-    def split_score(self, score: SplitScore) -> SplitScore:
-        text(score.split, "split name")
-        mean = float(score.mean)
-        if not math.isfinite(mean):
-            raise ValueError(f"mean score of split {score.split!r} is not finite: {mean}")
-        rows = [[str(e.example_id), float(e.score), str(e.output)] for e in score.examples]
-        self.score_texts[score.split] = dumps(rows)  # ValueError for a NaN example score
-        return SplitScore(score.split, mean, tuple(_example(*row) for row in rows))
-
-    def scores(self, scores: Sequence[SplitScore]) -> dict[str, SplitScore]:
-        result: dict[str, SplitScore] = {}
-        for score in scores:
-            if score.split in result:
-                raise ValueError(f"split {score.split!r} given twice")
-            result[score.split] = self.split_score(score)
-        return result
-
-    def plan(self, candidate: Candidate, retired: Sequence[Candidate] = (),
+def _planned(enc: Encoder, candidate: Candidate, retired: Sequence[Candidate] = (),
              before: Status | None = None) -> Plan:
-        return Plan(candidate, tuple(retired), self.texts, self.score_texts, before)
-
-
-_USAGE_TEXT = '{"calls":%d,"cache_hits":%d,"prompt_tokens":%d,"completion_tokens":%d}'
-_DECODER = json.JSONDecoder()
-
-
-def _flat(value: Mapping[Any, Any]) -> bool:
-    """A mapping of strings to numbers (not bools), which JSON keeps exactly as it is."""
-    return all(type(k) is str and type(v) in (float, int) for k, v in value.items())
-
-
-def _example(example_id: str, score: float, output: str) -> ExampleScore:
-    e = object.__new__(ExampleScore)  # without the frozen __init__: a hot path
-    e.__dict__.update(example_id=example_id, score=score, output=output)
-    return e
+    """The plan of ``candidate`` with the JSON texts ``enc`` made for it."""
+    return Plan(candidate, tuple(retired), enc.texts, enc.score_texts, before)
 
 
 def evolve_record(candidate: Candidate, **changes: Any) -> Candidate:
@@ -231,7 +124,7 @@ def plan_add(index: IndexView, new: NewCandidate, retire: Sequence[int], now: fl
                 f"candidate #{rid} was already retired by #{retiree.retired_by}")
         retirees.append(retiree)
     cid = index.max_id() + 1
-    enc = _Encoder()
+    enc = Encoder()
     candidate = Candidate(
         id=cid,
         slot=slot,
@@ -251,8 +144,8 @@ def plan_add(index: IndexView, new: NewCandidate, retire: Sequence[int], now: fl
         created_at=now,
         updated_at=now,
     )
-    return enc.plan(candidate, [evolve_record(r, retired_by=cid, updated_at=now)
-                                for r in retirees])
+    return _planned(enc, candidate, [evolve_record(r, retired_by=cid, updated_at=now)
+                                     for r in retirees])
 
 
 @dataclass(frozen=True)
@@ -305,8 +198,8 @@ def plan_finish(index: IndexView, change: Finish, now: float) -> Plan:
             f"candidate #{candidate_id} is {current.status}, only pending candidates can finish")
     if status in _REASON_REQUIRED and not reason:
         raise InvalidTransitionError(f"a {status} candidate needs a reason (#{candidate_id})")
-    enc = _Encoder()
-    return enc.plan(evolve_record(
+    enc = Encoder()
+    return _planned(enc, evolve_record(
         current,
         status=status,
         reason=None if reason is None else text(reason, "reason"),
@@ -324,10 +217,10 @@ def plan_add_scores(index: IndexView, change: AddScores, now: float) -> Plan:
         raise InvalidTransitionError(
             f"candidate #{change.candidate_id} is {current.status}; only evaluated "
             "candidates get more scores")
-    enc = _Encoder()
+    enc = Encoder()
     new = enc.split_score(change.score)
     enc.texts["timings"] = dumps(current.timings)
-    return enc.plan(evolve_record(
+    return _planned(enc, evolve_record(
         current,
         scores={**current.scores, new.split: new},
         usage=enc.usage(current.usage + change.usage),
@@ -360,8 +253,8 @@ def plan_import(index: ArchiveIndex, candidate: Candidate) -> Plan:
         raise InvalidTransitionError(f"a {status} candidate needs a reason (#{cid})")
     if any(split != score.split for split, score in candidate.scores.items()):
         raise ArchiveError(f"candidate #{cid}: scores are keyed by a name other than their split")
-    enc = _Encoder()
-    return enc.plan(Candidate(
+    enc = Encoder()
+    return _planned(enc, Candidate(
         id=cid,
         slot=slot,
         kind=text(candidate.kind, "kind"),
@@ -380,24 +273,3 @@ def plan_import(index: ArchiveIndex, candidate: Candidate) -> Plan:
         created_at=float(candidate.created_at),
         updated_at=float(candidate.updated_at),
     ))
-
-
-def encode_meta(values: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(key, JSON text) pairs for ``set_meta`` and ``finish_candidate(meta=...)``."""
-    return [(text(key, "meta key"), dumps(value)) for key, value in values.items()]
-
-
-def encode_cache_entry(entry: CacheEntry) -> tuple[str, str, str]:
-    """(key, request JSON, response JSON) of a cache entry; a value given as text is
-    taken as the JSON text of an object (checked only for being text)."""
-    key, request, response = entry
-    return (text(key, "cache key"), _json_object(request, "request"),
-            _json_object(response, "response"))
-
-
-def _json_object(value: Mapping[str, Any] | str, what: str) -> str:
-    if isinstance(value, str):
-        if not value.lstrip().startswith("{"):
-            raise ValueError(f"{what} text is not a JSON object: {value[:40]!r}")
-        return text(value, what)
-    return _object_text(value, what)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ._storage import ArchiveError, ArchiveStorage
+from ._errors import ArchiveError
+from ._storage import ArchiveStorage
 
 
 def copy_archive(src: ArchiveStorage, dst: ArchiveStorage, upto_id: int | None = None) -> None:

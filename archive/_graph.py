@@ -13,8 +13,9 @@ from typing import IO, Any
 
 import networkx as nx
 
+from ._errors import UnknownCandidateError
 from ._index import ArchiveIndex
-from ._storage import ArchiveStorage, UnknownCandidateError
+from ._storage import ArchiveStorage
 
 _DOT_COLOURS = {"evaluated": "black", "pending": "gray50", "failed": "red3",
                 "invalid": "darkorange3"}

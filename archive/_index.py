@@ -1,6 +1,6 @@
 """In-memory index of an archive: the read-only view strategies see.
 
-Every storage keeps one index in step with its writes (``_put``). Reads are
+Every storage keeps one index in step with its writes (``publish``). Reads are
 dictionary lookups; the population's fitness and child counts are kept in
 numpy arrays indexed by candidate id, so a selector can score the whole
 population in one vectorised step however large the archive grows.
@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ._errors import UnknownCandidateError
 from ._leaderboard import Leaderboard
 from ._records import Candidate, Status
 
@@ -37,7 +38,7 @@ class ArchiveIndex:
         self._member = np.zeros(1024, dtype=bool)  # alive and evaluated: in the population
         self._n_children = np.zeros(1024, dtype=np.int64)
         self._first_parent = np.full(1024, -1, dtype=np.int64)  # -1: a founder
-        self._max_id = 0  # kept by _put so that id/slot allocation stays O(1)
+        self._max_id = 0  # kept by publish so that id/slot allocation stays O(1)
         self._max_slot = -1
         self._max_generation = -1
         self._in_id_order = True  # ids arrived ascending, so dict order is id order
@@ -53,7 +54,14 @@ class ArchiveIndex:
         self._log_start = 0  # the mark of self._log[0]
 
     # -- writes (storage only) --------------------------------------------------------
-    def _put(self, candidate: Candidate) -> None:
+    def publish(self, candidate: Candidate) -> None:
+        """Show ``candidate`` (new, or a new version of one already shown) to readers.
+
+        Only storages call this, with records they have validated and (if durable)
+        committed: the index checks nothing, so readers see exactly what the storage
+        holds. Strategies, operators and reports only read (tests may build an index
+        by hand with it).
+        """
         cid = candidate.id
         previous = self._by_id.get(cid)
         self._grow(cid)
@@ -130,8 +138,6 @@ class ArchiveIndex:
         try:
             return self._by_id[candidate_id]
         except KeyError:
-            from ._storage import UnknownCandidateError
-
             raise UnknownCandidateError(f"no candidate with id {candidate_id}") from None
 
     def by_slot(self, slot: int) -> Candidate | None:

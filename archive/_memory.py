@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from . import _changes
+from . import _changes, _json
 from ._index import ArchiveIndex
 from ._records import CacheEntry, Candidate, Change, NewCandidate
 from ._storage import ArchiveStorage
@@ -39,7 +39,7 @@ class InMemoryStorage(ArchiveStorage):
         return default if value is None else json.loads(value)
 
     def set_meta(self, values: Mapping[str, Any]) -> None:
-        rows = _changes.encode_meta(values)
+        rows = _json.encode_meta(values)
         with self._lock:
             self._meta.update(rows)
 
@@ -56,8 +56,8 @@ class InMemoryStorage(ArchiveStorage):
         cache: Sequence[CacheEntry] = (),
         meta: Mapping[str, Any] | None = None,
     ) -> list[Candidate]:
-        cache_rows = [_changes.encode_cache_entry(entry) for entry in cache]
-        meta_rows = _changes.encode_meta(meta or {})
+        cache_rows = [_json.encode_cache_entry(entry) for entry in cache]
+        meta_rows = _json.encode_meta(meta or {})
         if not (new or changes or cache_rows or meta_rows):
             return []
         with self._lock:
@@ -65,10 +65,10 @@ class InMemoryStorage(ArchiveStorage):
             batch = _changes.plan_batch(self.index, new, changes, now)
             for plan in batch.added:
                 for retiree in plan.retired:
-                    self.index._put(retiree)
-                self.index._put(plan.candidate)
+                    self.index.publish(retiree)
+                self.index.publish(plan.candidate)
             for plan in batch.changed:
-                self.index._put(plan.candidate)
+                self.index.publish(plan.candidate)
             for key, request_text, response_text in cache_rows:
                 self._cache.setdefault(key, (request_text, response_text, now))
             self._meta.update(meta_rows)
@@ -76,7 +76,7 @@ class InMemoryStorage(ArchiveStorage):
 
     def import_candidate(self, candidate: Candidate) -> None:
         with self._lock:
-            self.index._put(_changes.plan_import(self.index, candidate).candidate)
+            self.index.publish(_changes.plan_import(self.index, candidate).candidate)
 
     # -- LLM response cache -------------------------------------------------------------
     def cache_get(self, key: str) -> Mapping[str, Any] | None:

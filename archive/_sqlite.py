@@ -19,8 +19,9 @@ from contextlib import contextmanager
 from os import PathLike
 from typing import Any
 
-from . import _changes
+from . import _changes, _json
 from ._checkpointer import Checkpointer
+from ._errors import ArchiveError, InvalidTransitionError
 from ._index import ArchiveIndex
 from ._records import (
     CacheEntry,
@@ -32,7 +33,7 @@ from ._records import (
     Status,
     Usage,
 )
-from ._storage import ArchiveError, ArchiveStorage, InvalidTransitionError
+from ._storage import ArchiveStorage
 
 _SCHEMA_V1 = (
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -248,7 +249,7 @@ class SQLiteStorage(ArchiveStorage):
             scores.setdefault(cid, {})[split] = SplitScore(split, mean, _example_scores(examples))
         loads = _loads
         usages: dict[str, Usage] = {}  # Usage is immutable: share equal ones
-        put = self.index._put
+        put = self.index.publish
         cursor = conn.execute(f"SELECT {_COLUMNS} FROM candidates ORDER BY id")
         while rows := cursor.fetchmany(4096):
             for (cid, slot, kind, genome, op, generation, status, reason, retired_by,
@@ -293,7 +294,7 @@ class SQLiteStorage(ArchiveStorage):
         return default if not rows else json.loads(rows[0][0])
 
     def set_meta(self, values: Mapping[str, Any]) -> None:
-        rows = _changes.encode_meta(values)
+        rows = _json.encode_meta(values)
         with self._lock, self._transaction() as conn:
             conn.executemany(_UPSERT_META, rows)
 
@@ -313,8 +314,8 @@ class SQLiteStorage(ArchiveStorage):
 
     def _publish(self, plan: _changes.Plan) -> None:
         for retiree in plan.retired:
-            self.index._put(retiree)
-        self.index._put(plan.candidate)
+            self.index.publish(retiree)
+        self.index.publish(plan.candidate)
 
     def write(
         self,
@@ -324,8 +325,8 @@ class SQLiteStorage(ArchiveStorage):
         cache: Sequence[CacheEntry] = (),
         meta: Mapping[str, Any] | None = None,
     ) -> list[Candidate]:
-        cache_rows = [_changes.encode_cache_entry(entry) for entry in cache]
-        meta_rows = _changes.encode_meta(meta or {})
+        cache_rows = [_json.encode_cache_entry(entry) for entry in cache]
+        meta_rows = _json.encode_meta(meta or {})
         if not (new or changes or cache_rows or meta_rows):
             return []
         with self._lock:
@@ -352,7 +353,7 @@ class SQLiteStorage(ArchiveStorage):
             for plan in batch.added:
                 self._publish(plan)
             for plan in batch.changed:
-                self.index._put(plan.candidate)
+                self.index.publish(plan.candidate)
             self._cache_keys.update(row[0] for row in cache_rows)
             return batch.result
 

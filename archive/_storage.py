@@ -4,7 +4,7 @@ A storage holds one run: its metadata (config, RNG state, run state), its
 candidates (the lineage graph's nodes; edges are ``parent_ids``), and the LLM
 response cache. Every method that changes state is one transaction.
 
-Reads are served from an in-memory :class:`~archive._index.ArchiveIndex` that
+Reads are served from an in-memory :class:`~archive.ArchiveIndex` that
 the storage keeps in step with every write, so strategies never touch the
 database and reads stay O(1) as the archive grows.
 """
@@ -27,25 +27,6 @@ from ._records import (
     Status,
     Usage,
 )
-
-
-class ArchiveError(Exception):
-    """Root of the archive's errors."""
-
-
-class DuplicateSlotError(ArchiveError):
-    """A candidate already exists for this slot (resume must reuse it)."""
-
-
-class UnknownCandidateError(ArchiveError, KeyError):
-    """No candidate has this id."""
-
-    def __str__(self) -> str:  # KeyError.__str__ would print the message in quotes
-        return str(self.args[0]) if self.args else ""
-
-
-class InvalidTransitionError(ArchiveError):
-    """A status change that the life cycle does not allow (e.g. evaluated -> pending)."""
 
 
 class ArchiveStorage(ABC):

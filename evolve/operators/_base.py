@@ -19,8 +19,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from archive._index import ArchiveIndex
-from archive._records import Candidate
+from archive import ArchiveIndex, Candidate
 
 from .._errors import LLMResponseError
 from .._genome import PromptGenome

@@ -23,8 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from archive._index import ArchiveIndex
-from archive._records import Candidate
+from archive import ArchiveIndex, Candidate
 
 from .._code_genome import CodeGenome
 from .._schema import doc

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from archive._index import ArchiveIndex
+from archive import ArchiveIndex
 
 TRIES = 64
 

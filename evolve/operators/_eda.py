@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from archive._index import ArchiveIndex
+from archive import ArchiveIndex
 
 from .._genome import PromptGenome
 from .._schema import doc

@@ -14,8 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from archive._index import ArchiveIndex
-from archive._records import Candidate
+from archive import ArchiveIndex, Candidate
 
 from .._genome import PromptGenome
 from .._schema import doc

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from archive._index import ArchiveIndex
+from archive import ArchiveIndex
 
 
 @dataclass(frozen=True)

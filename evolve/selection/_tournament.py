@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from archive._index import ArchiveIndex
+from archive import ArchiveIndex
 
 from .._errors import SelectionError
 from ._base import Selection, Selector, without

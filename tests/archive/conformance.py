@@ -11,39 +11,45 @@ against the interface and run on every implementation. To run them, provide a
     class TestStorages(StorageConformance):
         pass
 
+Besides example tests, the suite checks every storage against ``ReferenceArchive``, a
+plain model of the candidates' life cycle that shares no code with the storages, after
+each step of random histories of adds, retirements, finishes and added scores.
+
 The helpers (``TickClock``, ``snapshot``, ``assert_same_archive``,
 ``check_index_consistent``) are also used by the property tests.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from ._index import ArchiveIndex
-from ._memory import InMemoryStorage
-from ._records import (
+from archive import (
     AddScores,
+    ArchiveError,
+    ArchiveIndex,
+    ArchiveStorage,
     Candidate,
+    DuplicateSlotError,
     ExampleScore,
     Finish,
+    InMemoryStorage,
+    InvalidTransitionError,
     NewCandidate,
     SplitScore,
+    SQLiteStorage,
     Status,
-    Usage,
-)
-from ._sqlite import SQLiteStorage
-from ._storage import (
-    ArchiveError,
-    ArchiveStorage,
-    DuplicateSlotError,
-    InvalidTransitionError,
     UnknownCandidateError,
+    Usage,
 )
 
 
@@ -55,7 +61,11 @@ class TickClock:
 
     def __call__(self) -> float:
         self.readings += 1
-        return 1000.0 + 0.5 * (self.readings - 1)
+        return self.last()
+
+    def last(self) -> float:
+        """The latest reading (1000.0 before the first)."""
+        return 1000.0 + 0.5 * max(self.readings - 1, 0)
 
 
 class StorageFactory:
@@ -162,6 +172,8 @@ def check_index_consistent(index: ArchiveIndex) -> None:
     by_fitness = sorted(evaluated, key=lambda c: (-(c.fitness or 0.0), c.id))
     for k in (1, 2, 5, len(by_fitness) + 1):
         assert index.top(k) == by_fitness[:k]
+    # best(split) counts every evaluated candidate, with a training score or not
+    evaluated = [c for c in cands if c.status is Status.EVALUATED]
     splits = {split for c in evaluated for split in c.scores}
     for split in splits | {"never-scored"}:
         on_split = [c for c in evaluated if split in c.scores]
@@ -199,6 +211,278 @@ def build_sample(storage: ArchiveStorage) -> None:
     storage.add_candidate(new(5, (4, 1), generation=2))
     storage.cache_put("k1", {"messages": ["hi"]}, {"text": "hello"})
     storage.cache_put("k2", {"messages": ["bye"]}, {"text": "goodbye"})
+
+
+# -- the reference model ---------------------------------------------------------------------
+# Both storages plan their changes with the same code (archive/_changes.py), so comparing
+# them with each other cannot find a planning bug. The model below is the independent
+# oracle: every rule of the candidates' life cycle written out the plainest way, sharing
+# no code with the storages but the record types.
+
+
+class Refused(Exception):
+    """The model refuses a write: ``allowed`` holds every error type the write deserves
+    (a storage may raise any one of them, whichever it checks first)."""
+
+    def __init__(self, allowed: set[type[Exception]]) -> None:
+        super().__init__(", ".join(sorted(t.__name__ for t in allowed)))
+        self.allowed = frozenset(allowed)
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as it reads back from JSON; TypeError or ValueError if JSON cannot hold it."""
+    return json.loads(json.dumps(value, allow_nan=False))
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"not a mapping: {value!r}")
+    return _as_json(dict(value))
+
+
+def _as_stored(score: SplitScore) -> SplitScore:
+    examples = tuple(ExampleScore(str(e.example_id), float(e.score), str(e.output))
+                     for e in score.examples)
+    if not all(math.isfinite(x) for x in (score.mean, *(e.score for e in examples))):
+        raise ValueError(f"a score of split {score.split!r} is not finite")
+    return SplitScore(score.split, float(score.mean), examples)
+
+
+class ReferenceArchive:
+    """What an archive holds after a sequence of writes: candidates by id and metadata.
+
+    ``write`` takes what ``ArchiveStorage.write`` takes, plus the time of the write (the
+    one clock reading a storage makes for it), and returns what the storage must return.
+    A refused write raises :class:`Refused` and changes nothing.
+    """
+
+    def __init__(self) -> None:
+        self.candidates: dict[int, Candidate] = {}
+        self.meta: dict[str, Any] = {}
+
+    def in_id_order(self) -> list[Candidate]:
+        return [self.candidates[cid] for cid in sorted(self.candidates)]
+
+    def write(self, changes: Sequence[Finish | AddScores] = (), *,
+              new: Sequence[tuple[NewCandidate, Sequence[int]]] = (),
+              meta: Mapping[str, Any] | None = None, now: float) -> list[Candidate]:
+        after = dict(self.candidates)  # a copy: records are replaced, never changed
+        added = [self._add(after, item, retire, now) for item, retire in new]
+        changed = [self._change(after, change, now) for change in changes]
+        self.candidates = after
+        self.meta.update(_as_json(dict(meta or {})))
+        return [after[cid] for cid in added] + changed
+
+    @staticmethod
+    def _add(after: dict[int, Candidate], new: NewCandidate, retire: Sequence[int],
+             now: float) -> int:
+        problems: set[type[Exception]] = set()
+        if any(c.slot == new.slot for c in after.values()):
+            problems.add(DuplicateSlotError)
+        if any(pid not in after for pid in new.parent_ids):
+            problems.add(UnknownCandidateError)
+        for rid in retire:
+            if rid not in after:
+                problems.add(UnknownCandidateError)
+            elif after[rid].retired_by is not None:
+                problems.add(InvalidTransitionError)
+        try:
+            genome = _json_object(new.genome)
+            mutation = None if new.mutation is None else _json_object(new.mutation)
+            descriptors = _json_object(new.descriptors)
+        except (TypeError, ValueError) as exc:
+            problems.add(type(exc))
+        if problems:
+            raise Refused(problems)
+        cid = max(after, default=0) + 1
+        after[cid] = Candidate(
+            id=cid, slot=new.slot, kind=new.kind, genome=genome,
+            parent_ids=tuple(new.parent_ids), operator=new.operator,
+            generation=new.generation, status=Status.PENDING, reason=None, retired_by=None,
+            scores={}, mutation=mutation, usage=new.usage, timings={},
+            descriptors=descriptors, created_at=now, updated_at=now)
+        for rid in retire:
+            after[rid] = dataclasses.replace(after[rid], retired_by=cid, updated_at=now)
+        return cid
+
+    @staticmethod
+    def _change(after: dict[int, Candidate], change: Finish | AddScores,
+                now: float) -> Candidate:
+        current = after.get(change.candidate_id)
+        if current is None:
+            raise Refused({UnknownCandidateError})
+        problems: set[type[Exception]] = set()
+        scores = dict(current.scores)
+        if isinstance(change, Finish):
+            status = Status(change.status)
+            if status is Status.PENDING or current.status is not Status.PENDING:
+                problems.add(InvalidTransitionError)
+            if status in (Status.FAILED, Status.INVALID) and not change.reason:
+                problems.add(InvalidTransitionError)
+            splits = [score.split for score in change.scores]
+            if len(set(splits)) < len(splits):
+                problems.add(ValueError)
+            new_scores = change.scores
+            try:
+                timings = {**current.timings, **_json_object(change.timings or {})}
+            except (TypeError, ValueError) as exc:
+                problems.add(type(exc))
+        else:
+            status, timings = current.status, current.timings
+            if current.status is not Status.EVALUATED:
+                problems.add(InvalidTransitionError)
+            new_scores = [change.score]
+        for score in new_scores:
+            try:
+                scores[score.split] = _as_stored(score)
+            except ValueError:
+                problems.add(ValueError)
+        if problems:
+            raise Refused(problems)
+        reason = change.reason if isinstance(change, Finish) else current.reason
+        after[current.id] = dataclasses.replace(
+            current, status=status, reason=reason, scores=scores, timings=timings,
+            usage=current.usage + change.usage, updated_at=now)
+        return after[current.id]
+
+
+# -- random histories for the model ----------------------------------------------------------
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=4)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.lists(inner, max_size=2).map(tuple)
+    | st.dictionaries(st.text(max_size=3) | st.integers(0, 3), inner, max_size=3),
+    max_leaves=5)
+_usages = st.builds(Usage, *[st.integers(0, 1000)] * 4)
+_picks = st.lists(st.integers(0, 1000), max_size=2)  # candidates (see _pick)
+_meta = st.none() | st.dictionaries(st.sampled_from(["a", "b"]), _json_values, max_size=2)
+
+
+def _mostly(values: st.SearchStrategy[float], bad: float) -> st.SearchStrategy[float]:
+    """``values``, and ``bad`` (which JSON cannot hold) one time in ten."""
+    return st.tuples(st.integers(0, 9), values).map(lambda t: bad if t[0] == 0 else t[1])
+
+
+_split_scores = st.builds(
+    SplitScore, st.sampled_from(["train", "validation"]), _mostly(st.floats(-1, 2), math.nan),
+    st.lists(st.builds(ExampleScore, st.text(max_size=3), _mostly(st.floats(0, 1), math.inf),
+                       st.text(max_size=4)), max_size=2).map(tuple))
+#: a new candidate: slot (None: the next free one), parent picks, retire picks, values
+_new_items = st.tuples(
+    st.none() | st.integers(0, 6), _picks, _picks,
+    st.dictionaries(st.text(max_size=3), _json_values, max_size=3),
+    st.none() | st.dictionaries(st.text(max_size=3), _json_values, max_size=2),
+    _usages, st.dictionaries(st.text(max_size=2), st.floats(-5, 5), max_size=2))
+_finishes = st.tuples(
+    st.just("finish"), st.integers(0, 1000),
+    st.sampled_from([Status.EVALUATED, *Status]),
+    st.none() | st.text(max_size=3), st.lists(_split_scores, max_size=2), _usages,
+    st.none() | st.dictionaries(st.sampled_from(["mutate", "evaluate"]), st.floats(0, 9)))
+_score_changes = st.tuples(st.just("scores"), st.integers(0, 1000), _split_scores, _usages)
+_changes = _finishes | _score_changes
+#: one step of a history, resolved against the model's candidates by ``_resolve``
+history_steps = st.one_of(
+    st.tuples(st.just("add"), _new_items),
+    st.tuples(st.just("add_batch"), st.lists(_new_items, max_size=3), _meta),
+    st.tuples(st.just("finish"), _finishes, _meta),
+    st.tuples(st.just("add_scores"), _score_changes),
+    st.tuples(st.just("write"), st.lists(_new_items, max_size=2),
+              st.lists(_changes, max_size=3), _meta),
+)
+
+
+#: the start of every history: three founders, so that the first steps have parents
+FOUNDERS = ("add_batch", [(None, [], [], {"founder": i}, None, Usage(), {}) for i in range(3)],
+            None)
+
+
+def _pick(model: ReferenceArchive, pick: int, added: int,
+          want: Status | None = None) -> int:
+    """The id that ``pick`` names: one of the model's candidates or of ``added`` made
+    earlier in the same write (pending ones). With ``want``, mostly one in that status and
+    one time in four one in another. One time in eight, the id the next candidate would
+    get, which does not exist yet."""
+    top = max(model.candidates, default=0)
+    statuses = {cid: c.status for cid, c in model.candidates.items()}
+    statuses.update({top + i: Status.PENDING for i in range(1, added + 1)})
+    if pick % 8 == 7 or not statuses:
+        return top + added + 1
+    pool = list(statuses)
+    if want is not None:
+        wanted = pick % 8 < 5
+        pool = [cid for cid, status in statuses.items() if (status is want) == wanted] or pool
+    return pool[pick // 8 % len(pool)]
+
+
+def _resolve_new(model: ReferenceArchive, items: Sequence[tuple[Any, ...]]
+                 ) -> list[tuple[NewCandidate, list[int]]]:
+    free = max((c.slot for c in model.candidates.values()), default=-1) + 1
+    resolved = []
+    for i, (slot, parents, retire, genome, mutation, usage, descriptors) in enumerate(items):
+        resolved.append((NewCandidate(
+            free + i if slot is None else slot, "prompt", genome,
+            tuple(_pick(model, p, i) for p in parents), "mutate", len(parents), mutation,
+            usage, descriptors), [_pick(model, p, i) for p in retire]))
+    return resolved
+
+
+def _resolve_change(model: ReferenceArchive, change: tuple[Any, ...],
+                    added: int) -> Finish | AddScores:
+    if change[0] == "finish":
+        _, pick, status, reason, scores, usage, timings = change
+        return Finish(_pick(model, pick, added, Status.PENDING), status, reason,
+                      tuple(scores), usage, timings)
+    _, pick, score, usage = change
+    return AddScores(_pick(model, pick, added, Status.EVALUATED), score, usage)
+
+
+def _resolve(model: ReferenceArchive, step: tuple[Any, ...]) -> tuple[
+        Callable[[ArchiveStorage], list[Candidate]], dict[str, Any]]:
+    """The storage call that performs ``step``, and the arguments of ``model.write``."""
+    kind = step[0]
+    if kind == "add":
+        [(item, retire)] = _resolve_new(model, [step[1]])
+        return (lambda s: [s.add_candidate(item, retire)]), {"new": [(item, retire)]}
+    if kind == "add_batch":
+        items, meta = _resolve_new(model, step[1]), step[2]
+        return (lambda s: s.add_candidates(items, meta)), {"new": items, "meta": meta}
+    if kind == "finish":
+        f, meta = _resolve_change(model, step[1], 0), step[2]
+        assert isinstance(f, Finish)
+        return (lambda s: [s.finish_candidate(
+            f.candidate_id, f.status, reason=f.reason, scores=f.scores, usage=f.usage,
+            timings=f.timings, meta=meta)]), {"changes": [f], "meta": meta}
+    if kind == "add_scores":
+        a = _resolve_change(model, step[1], 0)
+        assert isinstance(a, AddScores)
+        return (lambda s: [s.add_scores(a.candidate_id, a.score, a.usage)]), {"changes": [a]}
+    items = _resolve_new(model, step[1])
+    changes = [_resolve_change(model, c, len(items)) for c in step[2]]
+    return ((lambda s: s.write(changes, new=items, meta=step[3])),
+            {"changes": changes, "new": items, "meta": step[3]})
+
+
+def check_step(storage: ArchiveStorage, clock: TickClock, model: ReferenceArchive,
+               step: tuple[Any, ...]) -> None:
+    """Performs ``step`` on the storage and on the model, and asserts that they agree: on
+    the result or the error, and on every candidate and metadata value afterwards."""
+    call, args = _resolve(model, step)
+    try:
+        got: list[Candidate] | Exception = call(storage)
+    except Exception as exc:  # compared with what the model expects
+        got = exc
+    try:
+        want = model.write(**args, now=clock.last())
+    except Refused as refused:
+        assert isinstance(got, Exception), f"the storage accepted a write to refuse ({refused})"
+        assert type(got) in refused.allowed, f"the storage raised {got!r}, not one of {refused}"
+    else:
+        if isinstance(got, Exception):
+            raise AssertionError(f"the storage refused a valid write: {got!r}") from got
+        assert got == want, "the storage returned other records than the model"
+    assert storage.index.candidates() == model.in_id_order()
+    assert storage.meta_items() == model.meta
+    check_index_consistent(storage.index)
 
 
 class StorageConformance:
@@ -464,6 +748,23 @@ class StorageConformance:
         reopened.add_candidate(new(6, (6,)))  # ids go on after a reopen
         assert reopened.get(7).parent_ids == (6,)
         reopened.close()
+
+    @settings(max_examples=40, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(steps=st.lists(history_steps, min_size=5, max_size=30))
+    def test_agrees_with_the_reference_model(self, factory: StorageFactory,
+                                             steps: list[tuple[Any, ...]]) -> None:
+        s = factory.create()  # a new storage for each history (the factory is reused)
+        model = ReferenceArchive()
+        try:
+            for step in [FOUNDERS, *steps]:
+                check_step(s, factory.clock, model, step)
+            if factory.persistent:
+                s = factory.reopen(s)
+                assert s.index.candidates() == model.in_id_order()
+                assert s.meta_items() == model.meta
+        finally:
+            s.close()
 
     def test_context_manager_closes(self, factory: StorageFactory) -> None:
         with factory.create() as s:

@@ -13,7 +13,8 @@ import networkx as nx
 import pytest
 
 from archive import InMemoryStorage, LineageGraph, Status, UnknownCandidateError
-from archive.testing import new, train
+
+from .conformance import new, train
 
 OP = 'cross "over"\\\nx'  # a quote, a backslash and a line break: labels must escape them
 

@@ -28,7 +28,8 @@ from archive import (
     Usage,
     copy_archive,
 )
-from archive.testing import TickClock, check_index_consistent, snapshot
+
+from .conformance import TickClock, check_index_consistent, snapshot
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=6)

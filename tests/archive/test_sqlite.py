@@ -21,7 +21,8 @@ from archive import (
     SQLiteStorage,
     Status,
 )
-from archive.testing import TickClock, assert_same_archive, build_sample, new, snapshot, train
+
+from .conformance import TickClock, assert_same_archive, build_sample, new, snapshot, train
 
 REPO = Path(__file__).resolve().parents[2]
 

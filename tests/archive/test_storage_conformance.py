@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from archive.testing import STORAGE_FACTORIES, StorageConformance, StorageFactory
+from .conformance import STORAGE_FACTORIES, StorageConformance, StorageFactory
 
 
 @pytest.fixture(params=sorted(STORAGE_FACTORIES))

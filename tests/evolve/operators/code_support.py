@@ -7,8 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from archive._index import ArchiveIndex
-from archive._records import Candidate, SplitScore, Status, Usage
+from archive import ArchiveIndex, Candidate, SplitScore, Status, Usage
 from evolve._code_genome import CodeGenome
 from evolve.operators import CodeMutation, CodeMutationContext, CodeOperator
 

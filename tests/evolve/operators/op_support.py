@@ -8,8 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from archive._index import ArchiveIndex
-from archive._records import Candidate, SplitScore, Status, Usage
+from archive import ArchiveIndex, Candidate, SplitScore, Status, Usage
 from evolve._genome import PromptGenome
 from evolve.llm._types import Completion
 from evolve.operators import Mutation, MutationContext, Operator
@@ -61,7 +60,7 @@ def candidate(cid: int, prompts: Sequence[str] = ("Solve it.",), *, mutation_pro
 def index_of(*candidates: Candidate) -> ArchiveIndex:
     index = ArchiveIndex()
     for c in candidates:
-        index._put(c)
+        index.publish(c)
     return index
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archive._records import Status
+from archive import Status
 from evolve.operators._lineage import elites
 
 from .op_support import candidate, index_of

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from archive._records import Status
+from archive import Status
 from evolve._genome import PromptGenome
 from evolve.operators import (
     EDA,

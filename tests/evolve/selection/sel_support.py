@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from archive._index import ArchiveIndex
-from archive._records import Candidate, SplitScore, Status, Usage
+from archive import ArchiveIndex, Candidate, SplitScore, Status, Usage
 
 
 def candidate(cid: int, fitness: float | None = 0.5, *, status: Status = Status.EVALUATED,
@@ -23,12 +22,12 @@ def candidate(cid: int, fitness: float | None = 0.5, *, status: Status = Status.
 def index_of(*candidates: Candidate) -> ArchiveIndex:
     index = ArchiveIndex()
     for c in candidates:
-        index._put(c)
+        index.publish(c)
     return index
 
 
 def with_children(index: ArchiveIndex, parent: int, count: int, first_id: int) -> int:
     """Give ``parent`` ``count`` pending children; returns the next free id."""
     for i in range(count):
-        index._put(candidate(first_id + i, None, status=Status.PENDING, parents=(parent,)))
+        index.publish(candidate(first_id + i, None, status=Status.PENDING, parents=(parent,)))
     return first_id + count

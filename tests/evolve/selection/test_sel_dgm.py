@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archive._records import Status
+from archive import Status
 from evolve._errors import ConfigError, SelectionError
 from evolve._schema import build
 from evolve.selection import SELECTORS, DGMSelector, Selection, selector_options

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import archive._index as index_module
-from archive._records import Status
+from archive import Status
 from evolve.selection import DGMSelector
 from evolve.selection._base import BLOCK, weighted_draw
 
@@ -39,16 +38,16 @@ def start_index(seed: int):
 
 def apply(index, step) -> None:
     kind, pick, score = step
-    ids = sorted(index._by_id)
+    ids = [c.id for c in index.candidates()]
     if kind == "child":
         cid = index.max_id() + 1
-        index._put(candidate(cid, score, parents=(ids[pick % len(ids)],),
+        index.publish(candidate(cid, score, parents=(ids[pick % len(ids)],),
                              status=Status.PENDING if score is None else Status.EVALUATED))
     else:
         pending = [c for c in index.candidates(status=Status.PENDING)]
         if pending:
             c = pending[pick % len(pending)]
-            index._put(dataclasses.replace(candidate(c.id, score, parents=c.parent_ids),
+            index.publish(dataclasses.replace(candidate(c.id, score, parents=c.parent_ids),
                                            slot=c.slot))
 
 
@@ -87,7 +86,7 @@ def test_only_changed_ids_are_weighed_again(monkeypatch) -> None:
 
     monkeypatch.setattr(DGMSelector, "_formula", counting)
     parent = index.candidates(status=Status.EVALUATED)[0].id
-    index._put(candidate(index.max_id() + 1, 0.7, parents=(parent,)))
+    index.publish(candidate(index.max_id() + 1, 0.7, parents=(parent,)))
     selector.select(index, np.random.default_rng(1), 1)
     assert weighed == [2]  # the child and its parent (one more child), not the archive
     DGMSelector(midpoint=0.5).select(index, np.random.default_rng(1), 1)
@@ -98,25 +97,32 @@ def test_a_new_best_moves_the_midpoint_and_everything_is_weighed_again() -> None
     index = start_index(2)
     selector = DGMSelector()  # top3
     selector.select(index, np.random.default_rng(0), 1)
-    index._put(candidate(index.max_id() + 1, 1.4))
+    index.publish(candidate(index.max_id() + 1, 1.4))
     selector.select(index, np.random.default_rng(0), 1)
     assert np.array_equal(selector._kept.weights, DGMSelector().weights(index))
 
 
-def test_the_change_log_reports_changes_and_when_it_no_longer_reaches_back(monkeypatch):
-    monkeypatch.setattr(index_module, "_LOG_KEPT", 8)
+def test_the_change_log_reports_changes_and_when_it_no_longer_reaches_back() -> None:
     index = index_of(candidate(1, 0.5))
     mark, changed = index.changed_since(-1)
     assert changed is None  # no mark yet: everything counts as changed
-    index._put(candidate(2, 0.4, parents=(1,)))
+    index.publish(candidate(2, 0.4, parents=(1,)))
     mark, changed = index.changed_since(mark)
     assert sorted(changed) == [1, 2]
     assert index.changed_since(mark) == (mark, [])
-    for cid in range(3, 13):
-        index._put(candidate(cid, 0.1))
-    later, changed = index.changed_since(mark)
+    # the log is bounded: republishing one candidate long enough trims it past the mark
+    again = index.get(2)
+    for _ in range(64):  # up to 262,144 entries
+        for _ in range(4096):
+            index.publish(again)
+        later, changed = index.changed_since(mark)
+        if changed is None:
+            break
+        assert changed == [2] * len(changed)
     assert changed is None and later > mark  # trimmed past the mark
     assert index.changed_since(later) == (later, [])
+    index.publish(again)
+    assert index.changed_since(later) == (later + 1, [2])  # a recent mark still reaches
 
 
 @pytest.mark.parametrize("midpoint", ["top3", 0.5])
@@ -125,5 +131,5 @@ def test_nothing_evaluated_yet_then_something(midpoint) -> None:
     selector = DGMSelector(midpoint=midpoint)
     with pytest.raises(Exception, match="no evaluated candidate"):
         selector.select(index, np.random.default_rng(0), 1)
-    index._put(candidate(1, 0.3))
+    index.publish(candidate(1, 0.3))
     assert selector.select(index, np.random.default_rng(0), 1)[0].parent == 1

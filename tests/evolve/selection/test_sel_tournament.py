@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archive._records import Status
+from archive import Status
 from evolve._errors import CladeforgeError, SelectionError
 from evolve.selection import SELECTORS, Selection, TournamentSelector, selector_options
 
