@@ -62,7 +62,8 @@ Text = Annotated[Str, Field(min_length=1, json_schema_extra={"range": "not blank
 class Section(BaseModel):
     """A frozen config section: unknown keys refused, ``null`` (an empty YAML section) is {}."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=False)
+    # protected_namespaces: options such as llm.*.model_path are fields (pydantic < 2.10)
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
     @model_validator(mode="before")
     @classmethod
