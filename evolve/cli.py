@@ -244,7 +244,7 @@ def _cmd_sandbox_build(args: argparse.Namespace) -> int:
 def _cmd_sandbox_check(args: argparse.Namespace) -> int:
     from sandboxes import check_backends
 
-    statuses = check_backends()
+    statuses = check_backends(build_hint="run 'evolve sandbox build'")
     if args.json:
         print(json.dumps([status.to_dict() for status in statuses], indent=2))
     else:

@@ -1,6 +1,14 @@
 """Where untrusted code runs: docker, bubblewrap and process backends, images, the LLM gateway.
 
 Every backend implements ``Sandbox.run(Job) -> Result`` (see ``_base.py``).
+A caller describes where its jobs run with a ``SandboxSpec`` (backend, warm
+pool, local or Ray executor, workers, how to tell a user to build a missing
+image) and gets an ``Executor`` from ``open_executor(spec)``;
+``check_backend(name)`` says whether one backend can run here, probing only
+that one. The backends and executors are named in one registry each
+(``SANDBOX_KINDS``, ``EXECUTOR_KINDS``); ``make_sandbox(kind, **options)``
+builds one backend's sandbox directly.
+
 This package imports nothing from ``evolve``, ``fitness`` or ``archive``. The
 LLM gateway's names load on first use: its HTTP server (aiohttp) is needed only
 by runs whose candidates talk to an LLM, and a sandbox server process may run
@@ -9,6 +17,7 @@ where that package is not installed.
 
 from typing import TYPE_CHECKING, Any
 
+from ._backends import SANDBOX_KINDS, check_backend, check_backends, make_sandbox
 from ._base import (
     LLM_SOCKET,
     LLM_SOCKET_ENV,
@@ -23,15 +32,19 @@ from ._base import (
     SandboxError,
 )
 from ._bwrap import BwrapSandbox
-from ._check import BackendStatus, check_backends
+from ._check import BackendStatus
 from ._docker import DockerSandbox
 from ._executor import Executor, LocalExecutor, RayExecutor
-from ._images import Recipe, build_image, default_image, default_recipe, ensure_rootfs, rootfs_path
-from ._limits import limits_enforcement
-from ._process import ProcessSandbox
-from ._registry import SANDBOX_KINDS, make_sandbox
-from ._untrusted import MAX_JSON_DEPTH, UntrustedDataError, untrusted_json
-from ._workdir import (
+from ._images import (
+    DEFAULT_BUILD_HINT,
+    Recipe,
+    build_image,
+    default_image,
+    default_recipe,
+    ensure_rootfs,
+    rootfs_path,
+)
+from ._job_files import (
     CappedBuffer,
     check_relpath,
     collect_files,
@@ -39,6 +52,10 @@ from ._workdir import (
     job_files_problem,
     write_files,
 )
+from ._limits import limits_enforcement
+from ._process import ProcessSandbox
+from ._spec import EXECUTOR_KINDS, SandboxSpec, open_executor
+from ._untrusted import MAX_JSON_DEPTH, UntrustedDataError, untrusted_json
 
 if TYPE_CHECKING:
     from ._gateway import (
@@ -68,6 +85,7 @@ __all__ = [
     "DockerSandbox",
     "Recipe",
     "build_image",
+    "check_backend",
     "check_backends",
     "default_image",
     "default_recipe",
@@ -82,7 +100,9 @@ __all__ = [
     "WORKDIR",
     "BwrapSandbox",
     "CappedBuffer",
+    "DEFAULT_BUILD_HINT",
     "EndReason",
+    "EXECUTOR_KINDS",
     "Executor",
     "GatewaySession",
     "GatewayUsage",
@@ -95,6 +115,7 @@ __all__ = [
     "Result",
     "Sandbox",
     "SandboxError",
+    "SandboxSpec",
     "TokenCounter",
     "UntrustedDataError",
     "UpstreamError",
@@ -105,6 +126,7 @@ __all__ = [
     "job_files_problem",
     "limits_enforcement",
     "make_sandbox",
+    "open_executor",
     "openai_completion",
     "untrusted_json",
     "write_files",

@@ -4,7 +4,7 @@ A ``Job`` is a command run over a set of input files in a fresh writable work
 dir, under ``Limits``. A ``Result`` says why the run ended (``EndReason``),
 with the exit code, capped stdout/stderr, the output files asked for, and the
 wall time. Every backend implements ``Sandbox.run``; nothing else is shared
-between backends except the helpers in ``_workdir.py``.
+between backends except the helpers in ``_job_files.py``.
 
 Always, in every isolating backend: no network, no host environment (only the
 variables the job names), a read-only root, a non-root user, no capabilities,

@@ -30,7 +30,7 @@ and a fresh ``/proc``, a minimal ``/dev``, tmpfs ``/tmp`` and ``/dev/shm``
 When this process is root, bwrap itself runs as uid/gid 65534 on the host too
 (after joining the run's cgroup), so even an escape from the namespaces finds
 an unprivileged user; the work dir is a size-limited tmpfs owned by 65534 (see
-``_workspace``). A root filesystem the host user 65534 cannot reach by path
+``_host_dirs``). A root filesystem the host user 65534 cannot reach by path
 (e.g. below ``/root``) is bound read-only into the run's private directory
 first. Memory, pids, CPU, wall time and output are limited by ``_limits``.
 """
@@ -59,10 +59,11 @@ from ._base import (
     SandboxError,
 )
 from ._cgroups import CgroupHost, detect
+from ._host_dirs import MB, Workspace, workspace
+from ._images import DEFAULT_BUILD_HINT
+from ._job_files import collect_files, files_not_written, job_files_problem, write_files
 from ._limits import NO_CGROUPS, Launch, fallback_env, limits_enforcement, run_limited
 from ._seccomp import seccomp_program
-from ._workdir import collect_files, files_not_written, job_files_problem, write_files
-from ._workspace import MB, Workspace, workspace
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +87,9 @@ class BwrapSandbox(Sandbox):
     directories only. ``bwrap``: the bubblewrap executable (name or path).
     ``tmp_dir``: where per-run host directories are made (default: the system
     temp dir). ``cgroups``: limit memory/pids/CPU with a per-run cgroup when this
-    process can make one (False: rlimits only, see ``_limits``). Commands run
-    in ``/work``; ``python3`` is the interpreter.
+    process can make one (False: rlimits only, see ``_limits``). ``build_hint``:
+    the sentence the error for a missing ``root`` ends with, telling the user
+    how to build it. Commands run in ``/work``; ``python3`` is the interpreter.
     """
 
     name = "bwrap"
@@ -95,11 +97,13 @@ class BwrapSandbox(Sandbox):
     python = "python3"
 
     def __init__(self, root: Path | None = None, *, bwrap: str = "bwrap",
-                 tmp_dir: str | None = None, cgroups: bool = True) -> None:
+                 tmp_dir: str | None = None, cgroups: bool = True,
+                 build_hint: str = DEFAULT_BUILD_HINT) -> None:
         self.root = Path(root) if root is not None else None
         self.bwrap = bwrap
         self.tmp_dir = tmp_dir
         self.cgroups = cgroups
+        self.build_hint = build_hint
         self._announced = False
 
     def __repr__(self) -> str:
@@ -113,7 +117,7 @@ class BwrapSandbox(Sandbox):
                                "'bubblewrap' package, or use the docker sandbox")
         if self.root is not None and not (self.root / "usr").is_dir():
             raise SandboxError(f"the bwrap root filesystem {self.root} is missing or incomplete:"
-                               " build it with `evolve sandbox build`, or use root=None")
+                               f" {self.build_hint}, or use root=None")
         return found
 
     def run(self, job: Job) -> Result:

@@ -1,4 +1,9 @@
-"""``check_backends()``: which sandbox backends work on this machine, and why not."""
+"""Probes: can one backend run jobs on this machine, and if not, why not.
+
+Each probe touches only its own backend: probing bwrap never contacts Docker
+(nor imports its SDK), probing process touches neither. ``build_hint`` is the
+caller's sentence for how to build a missing image or root filesystem.
+"""
 
 from __future__ import annotations
 
@@ -22,13 +27,8 @@ class BackendStatus:
         return asdict(self)
 
 
-def check_backends(client: object = None) -> list[BackendStatus]:
-    """The status of the docker, bwrap and process backends (docker through ``client`` if given)."""
-    return [check_docker(client), check_bwrap(), check_process()]
-
-
-def check_docker(client: object = None) -> BackendStatus:
-    """Docker: is the daemon reachable, and is the default image built?"""
+def probe_docker(build_hint: str) -> BackendStatus:
+    """Docker: is the SDK installed, the daemon reachable, and the default image built?"""
     try:
         import docker  # noqa: F401 - the SDK itself may be missing
     except ImportError:
@@ -36,18 +36,18 @@ def check_docker(client: object = None) -> BackendStatus:
     from ._images import default_image, docker_client, image_exists
 
     try:
-        client = docker_client(client)
+        client = docker_client()
         version = client.version().get("Version", "?")
         tag = default_image()
         if not image_exists(client, tag):
             return BackendStatus("docker", False, f"daemon {version} reachable, but the sandbox "
-                                 f"image {tag} is not built: run 'evolve sandbox build'")
+                                 f"image {tag} is not built: {build_hint}")
     except SandboxError as exc:
         return BackendStatus("docker", False, str(exc))
     return BackendStatus("docker", True, f"daemon {version}, image {tag}")
 
 
-def check_bwrap(timeout: float = 20.0) -> BackendStatus:
+def probe_bwrap(build_hint: str, timeout: float = 20.0) -> BackendStatus:
     """bubblewrap: is it installed, and can it create user and network namespaces here?"""
     binary = shutil.which("bwrap")
     if binary is None:
@@ -67,9 +67,10 @@ def check_bwrap(timeout: float = 20.0) -> BackendStatus:
 
     root = rootfs_path()
     where = (f"root filesystem {root}" if root.is_dir()
-             else "host system directories (no built root filesystem: 'evolve sandbox build')")
+             else f"host system directories (no built root filesystem: {build_hint})")
     return BackendStatus("bwrap", True, f"{binary}: user and network namespaces work; {where}")
 
 
-def check_process() -> BackendStatus:
+def probe_process(build_hint: str) -> BackendStatus:
+    """The process backend needs nothing built and runs wherever Python does."""
     return BackendStatus("process", True, "no isolation: trusted code only")

@@ -60,9 +60,9 @@ from ._docker_guest import LAUNCH, SETTLE, pack_job
 from ._docker_host import host_paths
 from ._docker_host import settle as host_settle
 from ._docker_pool import LABEL, Pool, PoolKey, Slot, owner_label, stale_containers
-from ._images import default_image, docker_client, image_exists
+from ._images import DEFAULT_BUILD_HINT, default_image, docker_client, image_exists
+from ._job_files import files_not_written, job_files_problem
 from ._seccomp import docker_seccomp_profile
-from ._workdir import files_not_written, job_files_problem
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +76,9 @@ _SETTLE_SECONDS = 20.0
 class DockerSandbox(Sandbox):
     """Runs jobs in Docker containers through the docker SDK.
 
-    ``image``: the image tag (default: ``default_image()``, which
-    ``evolve sandbox build`` builds). ``warm``: how many ready containers to
+    ``image``: the image tag (default: ``default_image()``, which ``build_image()``
+    builds). ``build_hint``: the sentence the error for a missing image ends
+    with, telling the user how to build it. ``warm``: how many ready containers to
     keep per distinct set of container-level limits (memory, cpus, pids, work
     dir size, LLM socket); 0 starts a fresh container for every job (cold).
     ``run_id``: a label for the containers (``cladeforge.run``), to tell runs
@@ -101,7 +102,8 @@ class DockerSandbox(Sandbox):
 
     def __init__(self, image: str | None = None, *, warm: int = 0, run_id: str | None = None,
                  client: object = None, limits: Limits | None = None,
-                 max_pools: int = 4, host_settle: bool = True) -> None:
+                 max_pools: int = 4, host_settle: bool = True,
+                 build_hint: str = DEFAULT_BUILD_HINT) -> None:
         if warm < 0 or max_pools < 1:
             raise SandboxError("DockerSandbox: warm must be >= 0 and max_pools >= 1")
         self._image = image
@@ -111,6 +113,7 @@ class DockerSandbox(Sandbox):
         self._limits = limits or Limits()
         self._max_pools = max_pools
         self._host_settle = host_settle
+        self._build_hint = build_hint
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
@@ -131,8 +134,8 @@ class DockerSandbox(Sandbox):
             self._client = docker_client(self._client)
             self._image = self.image
             if not image_exists(self._client, self._image):
-                raise SandboxError(f"sandbox image {self._image} not found: run 'evolve sandbox "
-                                   "build' (or choose sandbox backend bwrap)")
+                raise SandboxError(f"sandbox image {self._image} not found: {self._build_hint}"
+                                   " (or choose sandbox backend bwrap)")
             self.remove_stale()
             self._pool = Pool(self._create, self._remove, self._warm, self._max_pools)
             self._refill = ThreadPoolExecutor(max_workers=2,

@@ -27,7 +27,7 @@ import struct
 from collections.abc import Mapping, Sequence
 
 from . import _namespace_state, _tree
-from ._workdir import check_relpath
+from ._job_files import check_relpath
 
 LAUNCH = r"""
 import json, os, struct, sys

@@ -43,9 +43,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._job_files import collect_files
 from ._namespace_state import rw_mounts, sockets_left
 from ._tree import remove_contents
-from ._workdir import collect_files
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 

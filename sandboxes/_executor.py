@@ -72,7 +72,7 @@ class _SandboxHost:
     """A Ray actor's state: one sandbox built on the actor's node."""
 
     def __init__(self, kind: str, options: Mapping[str, Any]) -> None:
-        from ._registry import make_sandbox  # on the worker
+        from ._backends import make_sandbox  # on the worker
 
         self.sandbox = make_sandbox(kind, **dict(options))
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ._aptsources import mirror_for, system_suite
 from ._base import SandboxError
-from ._workspace import pid_alive
+from ._host_dirs import pid_alive
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,10 @@ _TRIM = ("var/lib/apt/lists", "var/cache/apt", "var/cache/debconf", "usr/share/d
 _IMPORT_CHANGES = ("USER 65534:65534", "WORKDIR /work", "ENV LANG=C.UTF-8", "ENV HOME=/work",
                    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 _TMP_MARK = ".tmp-"
+#: How to build a missing image or root filesystem, in this package's own terms; a caller
+#: with its own command for it (a CLI) passes its sentence instead.
+DEFAULT_BUILD_HINT = ("build it with sandboxes.build_image(), or sandboxes.ensure_rootfs() "
+                      "for bwrap's root filesystem")
 
 
 def _quiet(_line: str) -> None:
@@ -269,7 +273,7 @@ def _debootstrap(recipe: Recipe, target: Path, debs: Path, say: Progress) -> Non
                            "with --method dockerfile where a container registry is reachable)")
     if os.geteuid() != 0:
         raise SandboxError("building the sandbox root filesystem with debootstrap needs root: "
-                           "run 'sudo evolve sandbox build'")
+                           "run the build as root")
     source = mirror_for(recipe.suite)
     debs.mkdir(parents=True, exist_ok=True)
     cmd = [binary, "--variant=minbase", f"--include={','.join(recipe.packages)}",

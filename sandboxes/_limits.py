@@ -21,7 +21,7 @@ How each limit is enforced, and seen afterwards:
 * **wall time**: the run is killed at ``wall_seconds`` → ``timeout``.
 * **output**: stdout and stderr are read concurrently into ``CappedBuffer``s;
   once either passes ``output_bytes`` the tree is killed → ``output_limit``.
-* **work dir**: see ``_workspace``; a full work dir or SIGXFSZ (``RLIMIT_FSIZE``
+* **work dir**: see ``_host_dirs``; a full work dir or SIGXFSZ (``RLIMIT_FSIZE``
   = the work-dir limit, per file) → ``output_limit``. ``RLIMIT_CORE`` is 0.
 
 A run that exits 0 is ``ok`` even if it met the memory or pids limit on the
@@ -48,8 +48,8 @@ from pathlib import Path
 
 from ._base import EndReason, Limits, Result
 from ._cgroups import CgroupEvents, CgroupHost, RunCgroup, detect
-from ._workdir import CappedBuffer
-from ._workspace import Workspace
+from ._host_dirs import Workspace
+from ._job_files import CappedBuffer
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 It isolates nothing: the command runs as this process's user and sees the
 host's file system, network and processes. What it does give: a fresh temp
 work dir as the current directory (size-limited like bwrap's, see
-``_workspace``), a cleared environment (the job's ``env`` plus ``PATH``,
+``_host_dirs``), a cleared environment (the job's ``env`` plus ``PATH``,
 ``HOME`` = the work dir, ``LANG``), and the limits of ``_limits``: rlimits,
 its own session killed as a whole, a cgroup for memory/pids/CPU when one can be
 made. Without a mount namespace the work dir is *not* at ``WORKDIR``
@@ -22,9 +22,9 @@ from dataclasses import replace
 
 from ._base import LLM_SOCKET_ENV, Job, Result, Sandbox
 from ._cgroups import detect
+from ._host_dirs import MB, workspace
+from ._job_files import collect_files, files_not_written, job_files_problem, write_files
 from ._limits import NO_CGROUPS, Launch, fallback_env, limits_enforcement, run_limited
-from ._workdir import collect_files, files_not_written, job_files_problem, write_files
-from ._workspace import MB, workspace
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from sandboxes import (
     guest_client_files,
     openai_completion,
 )
-from sandboxes._workdir import write_files
+from sandboxes._job_files import write_files
 
 #: The model name the test gateways serve.
 MODEL = "served-model"

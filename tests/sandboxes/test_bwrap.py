@@ -185,7 +185,7 @@ def test_a_failing_command_is_an_exit_not_an_error(bwrap_sandbox: Sandbox) -> No
 def test_a_missing_bwrap_or_root_is_a_sandbox_error(tmp_path: Path) -> None:
     with pytest.raises(SandboxError, match="bubblewrap"):
         BwrapSandbox(bwrap="no-such-bwrap").run(Job(command=["true"]))
-    with pytest.raises(SandboxError, match="evolve sandbox build"):
+    with pytest.raises(SandboxError, match=r"incomplete: build it with sandboxes\.build_image"):
         BwrapSandbox(root=tmp_path / "missing").run(Job(command=["true"]))
 
 

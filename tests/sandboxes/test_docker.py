@@ -342,7 +342,7 @@ def test_containers_of_a_killed_process_are_removed_on_start(image: str,
 
 
 def test_a_missing_image_is_a_sandbox_error(image: str) -> None:
-    with pytest.raises(SandboxError, match="evolve sandbox build"):
+    with pytest.raises(SandboxError, match=r"not found: build it with sandboxes\.build_image\(\)"):
         DockerSandbox("cladeforge-sandbox:doesnotexist").start()
 
 

@@ -15,8 +15,8 @@ import pytest
 
 from sandboxes import EndReason, Job, Limits, ProcessSandbox
 from sandboxes._cgroups import CgroupEvents, CgroupHost, RunCgroup, detect
+from sandboxes._host_dirs import Workspace, workspace
 from sandboxes._limits import NO_CGROUPS, Launch, Observed, classify, rlimits_for, run_limited
-from sandboxes._workspace import Workspace, workspace
 
 LIMITS = Limits(memory_mb=128, pids=16, wall_seconds=3.0, output_bytes=4096, workdir_mb=8)
 ALL = frozenset({"memory", "pids", "cpu"})

@@ -1,4 +1,4 @@
-"""sandboxes._workdir: the check of a job's file names, and writing/collecting without PATH_MAX."""
+"""sandboxes._job_files: the check of a job's file names; writing and collecting past PATH_MAX."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from sandboxes import (
     job_files_problem,
     write_files,
 )
-from sandboxes._workdir import MAX_FILE_DEPTH, MAX_NAME_BYTES, MAX_PATH_BYTES, path_problem
+from sandboxes._job_files import MAX_FILE_DEPTH, MAX_NAME_BYTES, MAX_PATH_BYTES, path_problem
 
 LONG_NAME = "n" * (MAX_NAME_BYTES + 1)
 

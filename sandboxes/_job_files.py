@@ -1,4 +1,4 @@
-"""Work-dir helpers all backends share: safe relative paths, writing inputs, collecting outputs.
+"""A job's files in and out, for every backend: safe relative paths, writing, collecting.
 
 A job's file names may come from a candidate (its files are kept in git,
 which takes names no file system does), so before a backend writes them it
