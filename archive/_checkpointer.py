@@ -2,8 +2,8 @@
 
 In WAL mode SQLite copies the log back into the database file (a checkpoint)
 when the log passes 1000 pages, inside whichever COMMIT crossed the mark; with
-``synchronous = NORMAL`` that checkpoint ``fsync``s, so one commit in a few
-hundred took 10 ms instead of 50 µs, on the event loop. The archive's writing
+``synchronous = NORMAL`` that checkpoint ``fsync``s, so every few hundred
+commits one would stall the event loop for an ``fsync``. The archive's writing
 connection therefore turns automatic checkpoints off, and this thread runs a
 PASSIVE checkpoint (it never waits for, nor blocks, the writer) on its own
 connection at most every ``interval`` seconds while there are new commits.

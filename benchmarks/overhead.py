@@ -8,8 +8,8 @@ trivial benchmark stand in for the models; the rest is real: an ``SQLiteStorage`
 with N evaluated candidates (cached in --cache-dir, not measured; shaped as the row's
 selector leaves an archive: for tournament rows 50 alive and the rest retired, for DGM rows
 all alive, since the DGM retires nobody and its population is the whole archive), the
-selectors, the default operators, ``Engine`` and ``Loop`` built as ``Run._execute`` builds
-them, clients from ``open_clients`` (backend ``external``). Each row makes --children
+selectors, the default operators, the engine, loop and clients (backend ``external``) opened
+by ``evolve.open_loop`` as ``Run.execute`` opens them. Each row makes --children
 candidates --repeat + 1 times on fresh copies of the archive. The clean passes give wall and
 CPU time per candidate (the median; with --profile they run under cProfile). With two or
 more cores the stub and this process are pinned to different cores, so that neither's
@@ -51,15 +51,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import archive as ar  # noqa: E402
-from evolve import PromptGenome  # noqa: E402
-from evolve._budget import Budget  # noqa: E402
-from evolve._config import BudgetConfig, config_from_data  # noqa: E402
-from evolve._endpoints import open_clients  # noqa: E402
-from evolve._factory import build_loop, build_prompt_species, load_lexicon  # noqa: E402
-from evolve._steps import Engine  # noqa: E402
-from evolve._writer import ArchiveWriter  # noqa: E402
+from evolve import Budget, PromptGenome, config_from_data, open_loop  # noqa: E402
 from evolve.llm import LLMClient  # noqa: E402
-from evolve.operators import SYSTEM_PROMPT  # noqa: E402
+from evolve.operators import (  # noqa: E402
+    SYSTEM_PROMPT,
+    default_mutation_prompts,
+    default_thinking_styles,
+)
 from fitness import Benchmark, Example, render_messages, score_output  # noqa: E402
 
 POPULATION, PREFILL_VERSION = 50, 1
@@ -170,7 +168,7 @@ class Clock:
             del selector.select
 
 
-def instrument(clock: Clock, storage: ar.SQLiteStorage, engine: Engine) -> None:
+def instrument(clock: Clock, storage: ar.SQLiteStorage, engine: Any) -> None:
     """Shadow methods of this pass's objects with timing wrappers (instance attributes, set
     with ``object.__setattr__`` because selectors and operators are frozen dataclasses)."""
     sync = [(storage, "write", "db write"), (storage, "cache_get", "db cache"),
@@ -195,14 +193,15 @@ def prefilled(size: int, cache_dir: Path, bench: Addition, *,
         return path, f"cached {path}"
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp, start = path.with_name(f"{path.name}.{os.getpid()}.tmp"), time.perf_counter()
-    storage, rng, lex = ar.SQLiteStorage(tmp), np.random.default_rng(size), load_lexicon()
+    storage, rng = ar.SQLiteStorage(tmp), np.random.default_rng(size)
+    styles, mutation_prompts = default_thinking_styles(), default_mutation_prompts()
     train, usage = bench.split("train"), ar.Usage(1, 0, 7, 3)
     try:
         for first in range(1, size + 1, 1000):
             items = []
             for cid in range(first, min(first + 1000, size + 1)):
-                mp = lex.mutation_prompts[cid % len(lex.mutation_prompts)]
-                prompt = f"{lex.thinking_styles[cid % len(lex.thinking_styles)]} (variant {cid})"
+                mp = mutation_prompts[cid % len(mutation_prompts)]
+                prompt = f"{styles[cid % len(styles)]} (variant {cid})"
                 request = f"{mp}\n\nORIGINAL INSTRUCTION:\n{prompt}\n\nReply with the rewritten"
                 exchange = {"messages": [{"role": "system", "content": SYSTEM_PROMPT},
                                          {"role": "user", "content": request}],
@@ -231,9 +230,9 @@ def prefilled(size: int, cache_dir: Path, bench: Addition, *,
     return path, f"prefilled in {time.perf_counter() - start:.1f} s, cached as {path}"
 
 
-async def run_pass(storage: ar.SQLiteStorage, result: Result, args: argparse.Namespace,
-                   clock: Clock | None) -> None:
-    """Build the Engine and Loop with ``Run._execute``'s wiring and make --children
+async def run_pass(storage: ar.SQLiteStorage, directory: Path, result: Result,
+                   args: argparse.Namespace, clock: Clock | None) -> None:
+    """Open the loop as ``Run.execute`` does (``evolve.open_loop``) and make --children
     candidates."""
     llm = {"backend": "external", "base_url": args.base_url, "model": "stub"}
     config = config_from_data({
@@ -241,13 +240,11 @@ async def run_pass(storage: ar.SQLiteStorage, result: Result, args: argparse.Nam
         "fitness": {"batch_size": 1, "validation_size": 4, "validate_top": 2},
         "evolution": {"mode": result.mode, "selector": result.selector,
                       "population_size": POPULATION, "generation_size": args.generation},
+        "budget": {"candidates": len(storage) + args.children},
     })
-    writer = ArchiveWriter(storage)
-    async with open_clients(config.llm, writer) as clients:
-        budget = Budget(BudgetConfig(candidates=len(storage) + args.children))
-        species = build_prompt_species(config, storage, clients, Addition())
-        loop = build_loop(config, writer, clients, species, budget,
-                          progress=lambda _engine, _budget: None)
+    budget = Budget(config.budget)
+    async with open_loop(config, storage, directory, budget,
+                         benchmark=Addition()) as loop:
         engine = loop.engine
         if clock is not None:
             instrument(clock, storage, engine)
@@ -256,7 +253,7 @@ async def run_pass(storage: ar.SQLiteStorage, result: Result, args: argparse.Nam
         with clock.hooked(asyncio.get_running_loop()) if clock else nullcontext():
             start, cpu = time.perf_counter(), time.process_time()
             await (loop.generational() if result.mode == "generational" else loop.steady_state())
-            writer.close()
+            engine.writer.close()
             wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         result.made = len(storage) - before
         result.requests = engine.mutator.stats().calls + engine.task.stats().calls
@@ -287,7 +284,7 @@ def measure(path: Path, result: Result, args: argparse.Namespace) -> Result:
             profiler = cProfile.Profile() if args.profile and clock is None else None
             try:
                 with profiler or nullcontext():
-                    asyncio.run(run_pass(storage, result, args, clock))
+                    asyncio.run(run_pass(storage, Path(tmp), result, args, clock))
             finally:
                 storage.close()
                 del storage

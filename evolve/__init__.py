@@ -1,9 +1,10 @@
-"""Cladeforge's engine: config, run loop, genomes, operators, selection, LLM clients.
+"""Cladeforge's engine: config, run loop, genome kinds, operators, selection, LLM clients.
 
 The public API is re-exported here; modules starting with ``_`` are private.
 """
 
-from ._config import RunConfig, load_config
+from ._budget import Budget
+from ._config import RunConfig, config_from_data, load_config
 from ._errors import (
     CladeforgeError,
     ConfigError,
@@ -14,12 +15,18 @@ from ._errors import (
     SelectionError,
     ServerStartError,
 )
+from ._execution import open_loop
 from ._genome import PromptGenome
+from ._genome_kind import GenomeKind
+from ._genome_kinds import GENOME_KINDS
 from ._run import Run
 
 __all__ = [
+    "GENOME_KINDS",
+    "Budget",
     "CladeforgeError",
     "ConfigError",
+    "GenomeKind",
     "LLMError",
     "LLMResponseError",
     "ModelFileError",
@@ -29,5 +36,7 @@ __all__ = [
     "RunStateError",
     "SelectionError",
     "ServerStartError",
+    "config_from_data",
     "load_config",
+    "open_loop",
 ]

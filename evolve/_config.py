@@ -18,28 +18,12 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from ._errors import ConfigError
-from ._schema import FieldProblem, Float, Int, Section, Str, Text, to_data, validate
+from sandboxes import EXECUTOR_KINDS, SANDBOX_KINDS
 
-DEFAULT_OPERATOR_WEIGHTS = {
-    "zero_order_direct": 1.0,
-    "first_order_direct": 3.0,
-    "eda": 1.0,
-    "eda_rank_index": 1.0,
-    "lineage": 1.0,
-    "zero_order_hyper": 1.0,
-    "first_order_hyper": 1.0,
-    "lamarckian": 1.0,
-    "crossover": 0.5,
-    "context_shuffle": 0.5,
-}
-DEFAULT_CODE_OPERATOR_WEIGHTS = {
-    "diff_edit": 3.0,
-    "full_rewrite": 1.0,
-    "hyper_diff": 1.0,
-    "merge": 0.5,
-    "self_modify": 0.0,  # agents only: the parent agent edits its own code in a sandbox
-}
+from ._errors import ConfigError
+from ._schema import FieldProblem, Float, Int, Section, Str, Text, one_of, to_data, validate
+from .llm import SERVER_KINDS
+from .selection import SELECTORS
 
 #: a str option that may not be empty
 Name = Annotated[Str, Field(min_length=1)]
@@ -61,7 +45,7 @@ def _http_url(value: str) -> str:
 class LLMConfig(Section):
     """One model endpoint: a managed server or an external OpenAI-compatible one."""
 
-    backend: Literal["llamacpp", "vllm", "external"] = Field(
+    backend: one_of(SERVER_KINDS) = Field(
         "llamacpp", description=(
             "Where the model runs: 'llamacpp' starts llama.cpp in-process on the CPU (the "
             "embedded default), 'vllm' launches vLLM's OpenAI server on the GPU, 'external' "
@@ -94,7 +78,8 @@ class LLMConfig(Section):
     parallel: Int = Field(4, ge=1, description=(
         "llamacpp: number of server slots decoding in parallel."))
     context_size: Int = Field(4096, ge=1, description=(
-        "llamacpp: total context tokens shared by the slots."))
+        "llamacpp: context tokens of each slot (the server holds parallel x context_size; "
+        "slots never share, so one long request cannot make the others fail)."))
     threads: Int | None = Field(None, ge=1, description=(
         "llamacpp: CPU threads (default: all cores)."))
     port: Int | None = Field(None, ge=1, le=65535, description=(
@@ -163,7 +148,7 @@ class FitnessConfig(Section):
 class SandboxConfig(Section):
     """Where code candidates run (code runs only; prompt runs need no sandbox)."""
 
-    backend: Literal["bwrap", "docker", "process"] = Field("bwrap", description=(
+    backend: one_of(SANDBOX_KINDS) = Field("bwrap", description=(
         "'bwrap' (bubblewrap namespaces over the sandbox root filesystem), 'docker' (a "
         "locked-down container per job, or a warm pool), or 'process' (NO isolation: "
         "trusted code only). Build the image first: evolve sandbox build."))
@@ -171,7 +156,7 @@ class SandboxConfig(Section):
         "docker: containers kept warm (0: a fresh container per job)."))
     workers: Int = Field(2, ge=1, description=(
         "Sandbox jobs running at once (executor ray: sandbox hosts)."))
-    executor: Literal["local", "ray"] = Field("local", description=(
+    executor: one_of(EXECUTOR_KINDS) = Field("local", description=(
         "'local' runs jobs on this machine; 'ray' fans them out over a Ray cluster (each "
         "node needs the backend), needs the 'ray' extra."))
     ray_address: Name | None = Field(None, description=(
@@ -182,9 +167,10 @@ class SandboxConfig(Section):
 
 
 class EvolutionConfig(Section):
-    genome: Literal["prompt", "code"] = Field("prompt", description=(
-        "What evolves: 'prompt' (task-prompts, Promptbreeder) or 'code' (a program or an "
-        "agent in the run's git repository; needs a code benchmark)."))
+    genome: Name = Field("prompt", description=(
+        "What evolves: a genome kind (docs/genomes.md), e.g. 'prompt' (task-prompts, "
+        "Promptbreeder) or 'code' (a program or an agent in the run's git repository; needs "
+        "a code benchmark). Checked against the genome kinds before the run starts."))
     mode: Literal["generational", "steady_state"] = Field("generational", description=(
         "generational: each generation is selected from one archive snapshot and committed "
         "in order, so a run is reproducible; steady_state: a new candidate starts whenever "
@@ -201,7 +187,7 @@ class EvolutionConfig(Section):
         "can be compared against it."))
     task_prompts: Int = Field(1, ge=1, description=(
         "Task-prompts per unit (Promptbreeder uses 2)."))
-    selector: Literal["tournament", "dgm"] | None = Field(None, description=(
+    selector: one_of(SELECTORS) | None = Field(None, description=(
         "Parent selection: 'tournament' (Promptbreeder's binary tournament, the mutated "
         "winner replaces the loser) or 'dgm' (DGM: score sigmoid x 1/(1+children)). "
         "Default: tournament for prompts, dgm for code (a code run starts from one seed)."))
@@ -210,11 +196,8 @@ class EvolutionConfig(Section):
     operators: Mapping[str, Annotated[Float, Field(ge=0)]] | None = Field(
         None, description=(
             "Operator weights (an operator is drawn with probability proportional to its "
-            "weight; 0 disables it; at least one must be > 0). Default for prompts: "
-            + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_OPERATOR_WEIGHTS.items())
-            + ". Default for code: "
-            + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_CODE_OPERATOR_WEIGHTS.items())
-            + "."))
+            "weight; 0 disables it; at least one must be > 0). Default: the genome kind's "
+            "weights (listed below with its operators)."))
     operator_options: Mapping[str, Mapping[str, Any]] = Field(
         default_factory=dict, description=(
             "Options per operator, e.g. {eda: {similarity_threshold: 0.9}}."))
@@ -225,18 +208,6 @@ class EvolutionConfig(Section):
         if weights is not None and not any(weights.values()):
             raise ValueError("weights must be >= 0 and at least one > 0")
         return weights
-
-    def selector_name(self) -> str:
-        """The configured selector, or the default of the genome kind."""
-        return self.selector or ("dgm" if self.genome == "code" else "tournament")
-
-    def operator_weights(self) -> Mapping[str, float]:
-        """The configured weights, or the defaults of the genome kind."""
-        if self.operators is not None:
-            return self.operators
-        if self.genome == "code":
-            return DEFAULT_CODE_OPERATOR_WEIGHTS
-        return DEFAULT_OPERATOR_WEIGHTS
 
 
 class BudgetConfig(Section):

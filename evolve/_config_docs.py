@@ -12,16 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from fitness import (
-    BENCHMARK_KINDS,
-    CODE_BENCHMARK_KINDS,
-    benchmark_options,
-    code_benchmark_options,
-)
-
 from ._config import RunConfig
+from ._genome_kinds import GENOME_KINDS
 from ._schema import document
-from .operators import CODE_OPERATORS, OPERATORS, code_operator_options, operator_options
 from .selection import SELECTORS, selector_options
 
 HEADER = """# Config reference
@@ -44,32 +37,37 @@ def render() -> str:
     out = [HEADER, "## Options\n", "| key | type | allowed | default | meaning |",
            "|---|---|---|---|---|"]
     for row in document(RunConfig):
+        if row.key == "evolution.genome":  # checked against the registry when a run starts
+            row = row._replace(range="one of: " + ", ".join(GENOME_KINDS))
         if row.type == "section":
             out.append(f"| **{row.key}** | section | | | {_cell(row.doc)} |")
         else:
             default = f"`{_cell(row.default)}`" if row.default else ""
             out.append(f"| `{row.key}` | {_cell(row.type)} | {_cell(row.range)} | {default} "
                        f"| {_cell(row.doc)} |")
-    out += _strategy_section("Prompt benchmark options (`fitness.options`)",
-                             "fitness.benchmark", BENCHMARK_KINDS, benchmark_options)
-    out += _strategy_section("Code benchmark options (`fitness.options`, genome: code)",
-                             "fitness.benchmark", CODE_BENCHMARK_KINDS, code_benchmark_options)
     out += _strategy_section("Selector options (`evolution.selector_options`)",
                              "evolution.selector", SELECTORS, selector_options)
-    out += _strategy_section("Prompt operator options (`evolution.operator_options.<name>`)",
-                             "evolution.operators", OPERATORS, operator_options)
-    out += _strategy_section("Code operator options (`evolution.operator_options.<name>`, "
-                             "genome: code)", "evolution.operators", CODE_OPERATORS,
-                             code_operator_options)
+    for kind in GENOME_KINDS.values():
+        out += [f"\n## Genome `{kind.name}`\n", f"{kind.summary[0].upper()}{kind.summary[1:]}. "
+                f"Default selector: `{kind.default_selector}`; default operator weights: "
+                + ", ".join(f"`{k}` {v:g}" for k, v in kind.default_operator_weights.items())
+                + "."]
+        out += _strategy_section(f"Benchmark options (`fitness.options`, genome: {kind.name})",
+                                 "fitness.benchmark", kind.benchmark_kinds,
+                                 kind.benchmark_options, level="###")
+        out += _strategy_section(f"Operator options (`evolution.operator_options.<name>`, "
+                                 f"genome: {kind.name})", "evolution.operators",
+                                 kind.operators, kind.operator_options, level="###")
     return "\n".join(out) + "\n"
 
 
 def _strategy_section(title: str, key: str, names: Iterable[str],
-                      options: Callable[[str], Mapping[str, tuple[Any, str]]]) -> list[str]:
-    out = [f"\n## {title}\n"]
+                      options: Callable[[str], Mapping[str, tuple[Any, str]]],
+                      level: str = "##") -> list[str]:
+    out = [f"\n{level} {title}\n"]
     for name in names:
         opts = options(name)
-        out.append(f"### `{key}: {name}`\n")
+        out.append(f"{level}# `{key}: {name}`\n")
         if not opts:
             out.append("No options.\n")
             continue

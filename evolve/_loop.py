@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from archive import Candidate, SQLiteStorage, Status
 
 from ._budget import Budget
+from ._engine import Child, Engine
 from ._errors import SelectionError
-from ._steps import Child, Engine
 from ._streams import INIT, SELECT
 
 #: Called after each finished candidate with the engine and the budget the loop runs by.

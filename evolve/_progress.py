@@ -7,7 +7,7 @@ import time
 from typing import TextIO
 
 from ._budget import Budget
-from ._steps import Engine
+from ._engine import Engine
 
 
 class ProgressBar:

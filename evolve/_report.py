@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from archive import ArchiveIndex, Candidate, Status, Usage
 
-from ._code_genome import CODE_KIND
-from ._repo import RepoError, RunRepo
 from ._run import Run
 
 
@@ -83,49 +80,6 @@ def show(candidate: Candidate) -> dict[str, Any]:
         "usage": candidate.usage.to_dict(),
         "timings": dict(candidate.timings),
     }
-
-
-def is_code(candidate: Candidate) -> bool:
-    """A code candidate: its genome names a commit in the run's repository."""
-    return candidate.kind == CODE_KIND or "commit" in candidate.genome
-
-
-def show_code(candidate: Candidate, parents: Mapping[int, Candidate], repo: RunRepo | None,
-              no_repo: str = "the run has no git repository") -> dict[str, Any]:
-    """The git side of a code candidate, to merge into ``show``'s dict.
-
-    ``diffs`` maps each parent id to git's diff from the parent's commit to this one;
-    a founder (no parents) lists its ``files`` with their sizes in bytes instead.
-    ``repo_errors`` maps "commit", "files" or "parent #<id>" to why that part could not
-    be read (no repository, a commit missing from it, a parent without a commit), so
-    that ``show`` still reports everything else. ``parents`` maps the parent ids to their
-    candidates; ``no_repo`` is the reason given when ``repo`` is None.
-    """
-    commit = candidate.genome.get("commit")
-    diffs: dict[int, str] = {}
-    errors: dict[str, str] = {}
-    files: list[dict[str, Any]] | None = None
-    if not commit:
-        errors["commit"] = "this candidate has no commit (it was not materialised)"
-    elif repo is None:
-        errors["commit"] = no_repo
-    elif not candidate.parent_ids:
-        try:
-            files = [{"path": path, "size": len(data)}
-                     for path, data in repo.files(commit).items()]
-        except RepoError as exc:
-            errors["files"] = str(exc)
-    else:
-        for pid in candidate.parent_ids:
-            parent_commit = parents[pid].genome.get("commit") if pid in parents else None
-            if not parent_commit:
-                errors[f"parent #{pid}"] = "it has no commit"
-                continue
-            try:
-                diffs[pid] = repo.diff(commit, parent_commit)
-            except RepoError as exc:
-                errors[f"parent #{pid}"] = str(exc)
-    return {"commit": commit, "files": files, "diffs": diffs, "repo_errors": errors}
 
 
 def _brief(candidate: Candidate | None) -> dict[str, Any] | None:

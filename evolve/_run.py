@@ -15,32 +15,24 @@ import gc
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from archive import ArchiveError, SQLiteStorage, Usage, copy_archive
+from archive import ArchiveError, SQLiteStorage, copy_archive
 
 from ._budget import Budget
-from ._code_factory import check_sandbox, open_code_species, repair_repo
+from ._clients import preflight
 from ._config import RunConfig, apply_overrides, config_from_data, config_to_data
-from ._endpoints import Clients, open_clients, preflight
 from ._errors import CladeforgeError, RunStateError
-from ._factory import (
-    build_benchmark,
-    build_loop,
-    build_operators,
-    build_prompt_species,
-    build_selector,
-)
+from ._execution import open_loop
+from ._factory import build_benchmark, build_operators, build_selector
+from ._genome_kind import GenomeKind
+from ._genome_kinds import genome_kind
 from ._loop import Progress
-from ._repo import REPO_DIR, RunRepo
-from ._species import Species
 from ._streams import DEFAULT_SCHEME
-from ._writer import ArchiveWriter
 
 ARCHIVE_FILE = "archive.sqlite"
 CONFIG_COPY = "config.yaml"
@@ -65,11 +57,11 @@ class Run:
                 f"run {directory} already exists; continue it with 'evolve resume {directory}'"
                 f" or choose another name with --name")
         # fail on a bad config before anything is written
-        build_benchmark(config.fitness, config.evolution.genome)
-        build_selector(config.evolution)
-        build_operators(config.evolution)
-        if config.evolution.genome == "code":
-            check_sandbox(config.sandbox)
+        kind = genome_kind(config.evolution.genome)
+        build_benchmark(config.fitness, kind)
+        build_selector(config.evolution, kind)
+        build_operators(config.evolution, kind)
+        kind.check(config)
         preflight(config.llm)
         directory.mkdir(parents=True, exist_ok=True)
         storage = SQLiteStorage(directory / ARCHIVE_FILE)
@@ -117,9 +109,7 @@ class Run:
             child = cls.create(config, meta={"forked_from": {"run": str(source), "at": at}})
             try:
                 copy_archive(parent.storage, child.storage, upto_id=at)
-                if (parent.directory / REPO_DIR).is_dir():  # code runs: the candidates' commits
-                    with RunRepo.for_run(parent.directory) as repo:
-                        repo.copy_to(child.directory / REPO_DIR).close()
+                child.kind.copy_run_files(parent.directory, child.directory)
                 # the fork's budgets count its own spending from here on
                 child.storage.set_meta({"config": config_to_data(config), "state": "created",
                                         "stop_reason": None, "elapsed": 0.0, "llm_usage": {},
@@ -131,6 +121,11 @@ class Run:
             return child
         finally:
             parent.close()
+
+    @property
+    def kind(self) -> GenomeKind:
+        """What the run evolves (``evolution.genome``)."""
+        return genome_kind(self.config.evolution.genome)
 
     def close(self) -> None:
         self.storage.close()
@@ -166,34 +161,11 @@ class Run:
                                        "elapsed": budget.elapsed()})
 
     async def _execute(self, budget: Budget, progress: Progress) -> str:
-        cfg = self.config
-        benchmark = build_benchmark(cfg.fitness, cfg.evolution.genome)
-        usage_before = {k: Usage.from_dict(v)
-                        for k, v in (self.storage.get_meta("llm_usage") or {}).items()}
-        writer = ArchiveWriter(self.storage)
-        async with open_clients(cfg.llm, writer) as clients, \
-                self._species(clients, benchmark) as species:
-            loop = build_loop(cfg, writer, clients, species, budget, progress, usage_before)
-            try:
-                if cfg.evolution.mode == "generational":
-                    return await loop.generational()
-                return await loop.steady_state()
-            finally:
-                try:
-                    writer.close()  # the LLM responses still queued
-                finally:
-                    self.storage.set_meta(loop.engine.usage_meta())
-
-    @asynccontextmanager
-    async def _species(self, clients: Clients, benchmark: Any) -> AsyncIterator[Species]:
-        if self.config.evolution.genome != "code":
-            yield build_prompt_species(self.config, self.storage, clients, benchmark)
-            return
-        with RunRepo.open(self.directory / REPO_DIR, create=True) as repo:
-            repair_repo(self.storage, repo)
-            async with open_code_species(self.config, self.storage, clients, benchmark,
-                                         repo) as species:
-                yield species
+        async with open_loop(self.config, self.storage, self.directory, budget,
+                             progress=progress) as loop:
+            if self.config.evolution.mode == "generational":
+                return await loop.generational()
+            return await loop.steady_state()
 
     def _lock(self) -> _RunLock:
         return _RunLock(self.directory / LOCK_FILE)

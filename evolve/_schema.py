@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from pydantic import (
@@ -288,11 +288,18 @@ def _scalar(hint: Any, value: Any, path: str) -> Any:
     raise ConfigError(f"{path}: expected {_type_name(hint)}, got {_show(value)}")
 
 
+def one_of(names: Iterable[str]) -> Any:
+    """The type of an option whose value is one of a registry's names (``Literal[...]``), so
+    that the choices are the registry's own and never repeated by hand."""
+    return Literal[tuple(names)]
+
+
 def options_of(cls: type) -> dict[str, tuple[Any, str]]:
     """``{option: (default, one-line doc)}`` of a strategy dataclass."""
     if not dataclasses.is_dataclass(cls):
         return {}
-    return {f.name: (f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(cls)}
+    return {f.name: (f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(cls)
+            if f.init}  # a field set by the class itself (e.g. a cache) is no option
 
 
 def registry_options(registry: Mapping[str, type], kind: str, name: str

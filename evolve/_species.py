@@ -1,11 +1,11 @@
 """What evolves: the genome-specific half of the engine.
 
-The ``Engine`` (``_steps.py``) does what every run does — choose the operator,
+The ``Engine`` (``_engine.py``) does what every run does — choose the operator,
 record the child, stage the evaluation, write the archive. A ``Species`` does
 what depends on the genome: the founders, the operators' context, turning an
 operator's result into a stored genome, and scoring a candidate on examples.
 ``PromptSpecies`` evolves task-prompts (Promptbreeder); ``CodeSpecies``
-(``_code_species.py``) evolves programs and agents kept in git.
+(``evolve/code/``) evolves programs and agents kept in git.
 """
 
 from __future__ import annotations

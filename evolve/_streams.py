@@ -9,11 +9,11 @@ Two derivations exist, and the archive records which one a run uses
 (``meta["rng"]["scheme"]``), so a run keeps its streams for its whole life,
 forks included:
 
-- ``blake2b``: a PCG64 whose 256-bit seed is the blake2b hash of the seed and
-  the key. About 6 µs per generator. Runs created from 2026-11-22 on.
+- ``blake2b`` (the default for new runs): a PCG64 whose 256-bit seed is the
+  blake2b hash of the seed and the key; cheap, since a run derives several
+  generators per candidate (figures in docs/performance.md).
 - ``SeedSequence``: ``np.random.default_rng(SeedSequence(seed, spawn_key=key))``,
-  about 33 µs per generator (most of it ``SeedSequence``'s mixing). Runs created
-  before.
+  kept so that runs recorded with it replay their choices exactly.
 """
 
 from __future__ import annotations

@@ -12,24 +12,16 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from archive import ArchiveError, LineageGraph
 from sandboxes import SandboxError
 
 from ._config import load_config
 from ._errors import CladeforgeError
+from ._genome_kinds import GENOME_KINDS
 from ._progress import ProgressBar
-from ._repo import RepoError, RunRepo
-from ._report import (
-    format_brief,
-    format_show,
-    format_status,
-    is_code,
-    show,
-    show_code,
-    status,
-    summary,
-)
+from ._report import format_brief, format_show, format_status, show, status, summary
 from ._run import Run
 
 EXIT_USER_ERROR = 2
@@ -149,7 +141,7 @@ def _execute(run: Run, quiet: bool) -> int:
         result = summary(run.storage.index)
         run.close()
     print(f"stopped: {reason}")
-    what = "program" if (result["seed"] or {}).get("commit") else "prompt"
+    what = run.kind.noun
     print(f"seed {what}: {format_brief(result['seed'])}")
     print(f"best {what}: {format_brief(result['best'])}  [chosen by {result['best_by']} score]")
     return 0
@@ -190,19 +182,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
     try:
         candidate = run.storage.get(args.id)
         data = show(candidate)
-        if is_code(candidate):
+        kind = GENOME_KINDS.get(candidate.kind)
+        if kind is not None:
             parents = {pid: run.storage.get(pid) for pid in candidate.parent_ids}
-            repo: RunRepo | None = None
-            no_repo = ""
-            try:
-                repo = RunRepo.for_run(run.directory)
-            except RepoError as exc:
-                no_repo = str(exc)  # show says so, and everything the archive knows
-            try:
-                data.update(show_code(candidate, parents, repo, no_repo))
-            finally:
-                if repo is not None:
-                    repo.close()
+            data.update(kind.show(candidate, parents, run.directory))
     finally:
         run.close()
     print(json.dumps(data, indent=2) if args.json else format_show(data))
@@ -215,16 +198,10 @@ def _cmd_checkout(args: argparse.Namespace) -> int:
         candidate = run.storage.get(args.id)
     finally:
         run.close()
-    if not is_code(candidate):
-        raise CladeforgeError(
-            f"candidate #{args.id} is a {candidate.kind} candidate; only code candidates "
-            f"have files to check out (see 'evolve show {args.run_dir} {args.id}')")
-    commit = candidate.genome.get("commit")
-    if not commit:
-        raise CladeforgeError(f"candidate #{args.id} has no commit (it was not materialised)")
-    with RunRepo.for_run(run.directory) as repo:
-        paths = repo.checkout(commit, args.directory)
-    print(f"candidate #{args.id} ({commit}): {len(paths)} files written to {args.directory}")
+    kind = GENOME_KINDS.get(candidate.kind) or run.kind
+    paths = kind.checkout(candidate, run.directory, Path(args.directory))
+    print(f"candidate #{args.id} ({candidate.genome.get('commit', '')}): {len(paths)} files "
+          f"written to {args.directory}")
     return 0
 
 

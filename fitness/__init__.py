@@ -19,25 +19,13 @@ from ._answers import (
     score_output,
 )
 from ._benchmark import SPLITS, Benchmark, Example
-from ._bin_packing import BinPackingBenchmark, BinPackingTask
-from ._circle_packing import CirclePackingBenchmark, CirclePackingTask
-from ._code_benchmark import CodeBenchmark, EvaluationEnv
-from ._code_registry import CODE_BENCHMARK_KINDS, code_benchmark_options, make_code_benchmark
 from ._errors import BenchmarkError
-from ._humaneval import HumanEvalAgentBenchmark
 from ._jsonl import JsonlBenchmark
 from ._procedural import (
     ArithmeticBenchmark,
     BooleanExpressionsBenchmark,
     ProceduralBenchmark,
     WordSortingBenchmark,
-)
-from ._program_eval import (
-    FunctionCallTask,
-    ProgramEvaluation,
-    ProgramEvaluator,
-    ProgramResult,
-    ProgramTask,
 )
 from ._prompt_eval import (
     ChatResponse,
@@ -55,12 +43,10 @@ from ._registry import (
     benchmark_options,
     make_benchmark,
 )
-from ._user_benchmark import DirectoryBenchmark
 
 __all__ = [
     "ANSWER_KINDS",
     "BENCHMARK_KINDS",
-    "CODE_BENCHMARK_KINDS",
     "REQUIRED",
     "SPLITS",
     "AnswerKind",
@@ -68,26 +54,13 @@ __all__ = [
     "Benchmark",
     "BenchmarkError",
     "BenchmarkOption",
-    "BinPackingBenchmark",
-    "BinPackingTask",
     "BooleanExpressionsBenchmark",
     "ChatResponse",
-    "CirclePackingBenchmark",
-    "CirclePackingTask",
-    "CodeBenchmark",
-    "DirectoryBenchmark",
     "Evaluation",
-    "EvaluationEnv",
     "Example",
     "ExampleResult",
-    "FunctionCallTask",
-    "HumanEvalAgentBenchmark",
     "JsonlBenchmark",
     "ProceduralBenchmark",
-    "ProgramEvaluation",
-    "ProgramEvaluator",
-    "ProgramResult",
-    "ProgramTask",
     "PromptEvaluator",
     "ReasoningGymBenchmark",
     "TaskModel",
@@ -95,11 +68,9 @@ __all__ = [
     "answer_line",
     "answers_match",
     "benchmark_options",
-    "code_benchmark_options",
     "extract_answer",
     "extract_reasoning_gym_answer",
     "make_benchmark",
-    "make_code_benchmark",
     "normalize_text",
     "parse_boolean",
     "parse_number",

@@ -1,6 +1,7 @@
 """The house stands: every import in the four packages runs with the layers (``evolve`` →
 ``fitness`` → ``sandboxes``; ``evolve`` → ``archive``), no package imports another's private
-module, and no modules import each other, directly or round a longer cycle.
+module, and no modules import each other, directly or round a longer cycle. The scripts in
+``benchmarks/`` use the packages as a user would: through their public faces only.
 
 Imports are read from the source with ``ast``, so an import inside a function or under
 ``TYPE_CHECKING`` counts too. The checker itself is tested on a planted tree.
@@ -16,15 +17,16 @@ import networkx as nx
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("evolve", "fitness", "sandboxes", "archive")
-#: The other packages each package may import.
+#: The other packages each package may import (benchmarks: scripts, not a package).
 ALLOWED = {"evolve": {"fitness", "sandboxes", "archive"}, "fitness": {"sandboxes"},
-           "sandboxes": set(), "archive": set()}
+           "sandboxes": set(), "archive": set(), "benchmarks": set(PACKAGES)}
 
 
 def modules(root: Path) -> dict[str, Path]:
-    """Every module of the four packages below ``root``: dotted name → file."""
+    """Every module of the four packages and every benchmark script below ``root``: dotted
+    name → file."""
     found = {}
-    for package in PACKAGES:
+    for package in (*PACKAGES, "benchmarks"):
         for path in sorted((root / package).rglob("*.py")):
             parts = path.relative_to(root).with_suffix("").parts
             found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
@@ -101,12 +103,14 @@ def test_the_checker_finds_planted_violations(tmp_path: Path) -> None:
         "evolve/__init__.py": "from archive import Store\nfrom evolve import _loop\n",
         "evolve/_loop.py": ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
                             "    from archive._index import Index\n"),
+        "benchmarks/speed.py": "import archive\nfrom evolve._loop import Loop\n",
     }
     for rel, text in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(textwrap.dedent(text))
     found = layer_violations(tmp_path)
-    assert len(found) == 3, found
+    assert len(found) == 4, found
+    assert any("benchmarks/speed.py:2" in v and "private module of evolve" in v for v in found)
     assert any("sandboxes/_run.py:1" in v and "may not import fitness" in v for v in found)
     assert any("fitness/__init__.py:1" in v and "private module of sandboxes" in v
                for v in found)

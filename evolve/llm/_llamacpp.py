@@ -35,13 +35,14 @@ def import_xllamacpp() -> ModuleType:
 def llamacpp_params(xllamacpp: ModuleType, model_path: Path, *, host: str = "127.0.0.1",
                     port: int = 0, n_parallel: int = 4, n_ctx: int = 4096,
                     threads: int | None = None, seed: int | None = None,
-                    kv_unified: bool = True, alias: str | None = None,
-                    verbosity: int = 1) -> Any:
+                    alias: str | None = None, verbosity: int = 1) -> Any:
     """``xllamacpp.CommonParams`` for a chat server on ``host:port`` (0: any free port).
 
-    ``n_ctx`` is the context (KV cache) size in tokens. With ``kv_unified`` (the
-    default) the ``n_parallel`` slots share it and one request may use all of
-    it; without, each slot gets ``n_ctx / n_parallel``. ``threads`` None lets
+    ``n_ctx`` is the context of each of the ``n_parallel`` slots, in tokens: the
+    KV cache holds ``n_parallel * n_ctx`` and no slot uses another's cells. (A
+    cache shared by the slots lets concurrent requests fill it together, and
+    llama.cpp then fails every request in flight; with its own cells a slot that
+    runs out stops that one request with ``finish_reason`` "length".) ``threads`` None lets
     llama.cpp choose (the number of physical cores). ``seed`` is the server's
     default sampling seed (a request's own ``seed`` wins). ``verbosity``: 0
     silent, 1 errors (default), 2 warnings, 3 info, 4 debug (llama.cpp logs to
@@ -52,8 +53,8 @@ def llamacpp_params(xllamacpp: ModuleType, model_path: Path, *, host: str = "127
     params.hostnames = [host]
     params.port = port
     params.n_parallel = n_parallel
-    params.n_ctx = n_ctx
-    params.kv_unified = kv_unified
+    params.n_ctx = n_ctx * n_parallel
+    params.kv_unified = False
     params.verbosity = verbosity
     params.model_alias = {alias or model_path.stem}
     if threads is not None:
@@ -78,7 +79,7 @@ class LlamaCppServer(ManagedServer):
 
     def __init__(self, model_path: str | None = None, *, n_parallel: int = 4, n_ctx: int = 4096,
                  threads: int | None = None, seed: int | None = None, host: str = "127.0.0.1",
-                 port: int = 0, kv_unified: bool = True, alias: str | None = None,
+                 port: int = 0, alias: str | None = None,
                  verbosity: int = 1, startup_timeout: float = 120.0) -> None:
         self.model_path = model_path
         self.n_parallel = n_parallel
@@ -87,7 +88,6 @@ class LlamaCppServer(ManagedServer):
         self.seed = seed
         self.host = host
         self.port = port
-        self.kv_unified = kv_unified
         self.alias = alias
         self.verbosity = verbosity
         self.startup_timeout = startup_timeout
@@ -123,9 +123,9 @@ class LlamaCppServer(ManagedServer):
             find_embedded_model())
         params = llamacpp_params(
             xllamacpp, path, host=self.host, port=self.port, n_parallel=self.n_parallel,
-            n_ctx=self.n_ctx, threads=self.threads, seed=self.seed, kv_unified=self.kv_unified,
-            alias=self.alias, verbosity=self.verbosity)
-        logger.info("starting llama.cpp server with %s (n_parallel=%d, n_ctx=%d)", path,
+            n_ctx=self.n_ctx, threads=self.threads, seed=self.seed, alias=self.alias,
+            verbosity=self.verbosity)
+        logger.info("starting llama.cpp server with %s (n_parallel=%d, n_ctx=%d per slot)", path,
                     self.n_parallel, self.n_ctx)
         try:
             # loading the model blocks for a while; keep the event loop responsive
@@ -134,7 +134,7 @@ class LlamaCppServer(ManagedServer):
             raise ServerStartError(
                 f"llama.cpp could not start with model {str(path)!r} ({exc}); set "
                 f"verbosity=3 to see its log. Check that the file is a complete GGUF model "
-                f"and that n_ctx={self.n_ctx} fits in memory") from exc
+                f"and that {self.n_parallel} slots of n_ctx={self.n_ctx} fit in memory") from exc
         self._address = str(self._server.listening_address).rstrip("/")
         self._model_name = self.alias or path.stem
         try:

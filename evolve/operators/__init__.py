@@ -1,10 +1,9 @@
-"""Mutation operators (Promptbreeder's set), the initial population, and code operators.
+"""Mutation operators (Promptbreeder's set), the initial population, and the operators' base.
 
 Every operator is a frozen dataclass whose fields are its options (each with a
 default and a one-line doc); ``OPERATORS`` maps a config name to the class and
 ``operator_options`` lists the options for documentation and validation.
-``CODE_OPERATORS`` and ``code_operator_options`` do the same for the operators
-that change programs (``CodeOperator``, given a ``CodeMutationContext``).
+The operators that change programs are the code wing's (``evolve.code.operators``).
 """
 
 from __future__ import annotations
@@ -23,27 +22,12 @@ from ._base import (
     Operator,
     PromptOperator,
     Transcript,
+    pick,
 )
-from ._code_base import (
-    CODE_SYSTEM_PROMPT,
-    CodeMutation,
-    CodeMutationContext,
-    CodeOperator,
-)
-from ._code_edit import DiffEdit
-from ._code_hyper import HyperDiff
-from ._code_merge import Merge
-from ._code_registry import (
-    CODE_OPERATORS,
-    code_operator_options,
-    default_code_hyper_mutation_prompts,
-    default_code_mutation_prompts,
-)
-from ._code_rewrite import FullRewrite
-from ._code_self_modify import SelfModify
 from ._context_shuffle import ContextShuffle
 from ._crossover import Crossover
 from ._direct import FirstOrderDirect, ZeroOrderDirect
+from ._donor import draw_member
 from ._eda import EDA, EDARankIndex
 from ._hyper import FirstOrderHyper, ZeroOrderHyper
 from ._init_population import (
@@ -51,10 +35,11 @@ from ._init_population import (
     default_mutation_prompts,
     default_thinking_styles,
     initial_population,
+    read_lines,
 )
 from ._lamarck import Lamarckian
 from ._lineage import Lineage
-from ._text import clean_prompt, similarity
+from ._text import clean_prompt, same_text, similarity
 
 OPERATORS: Mapping[str, type[Operator]] = MappingProxyType({
     cls.name: cls
@@ -69,27 +54,17 @@ def operator_options(name: str) -> dict[str, tuple[Any, str]]:
 
 
 __all__ = [
-    "CODE_OPERATORS",
-    "CODE_SYSTEM_PROMPT",
     "EDA",
     "OPERATORS",
     "SYSTEM_PROMPT",
-    "SelfModify",
-    "CodeMutation",
-    "CodeMutationContext",
-    "CodeOperator",
     "ContextShuffle",
     "Crossover",
-    "DiffEdit",
     "EDARankIndex",
     "FirstOrderDirect",
     "FirstOrderHyper",
-    "FullRewrite",
-    "HyperDiff",
     "InvalidChild",
     "Lamarckian",
     "Lineage",
-    "Merge",
     "Mutation",
     "MutationContext",
     "MutatorLLM",
@@ -99,13 +74,14 @@ __all__ = [
     "ZeroOrderDirect",
     "ZeroOrderHyper",
     "clean_prompt",
-    "code_operator_options",
-    "default_code_hyper_mutation_prompts",
-    "default_code_mutation_prompts",
+    "draw_member",
     "default_hyper_mutation_prompts",
     "default_mutation_prompts",
     "default_thinking_styles",
     "initial_population",
     "operator_options",
+    "pick",
+    "read_lines",
+    "same_text",
     "similarity",
 ]

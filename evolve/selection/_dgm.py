@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -45,6 +45,10 @@ class DGMSelector(Selector):
     midpoint: str | float = doc(
         "Sigmoid midpoint α₀: 'topK' for the mean training score of the K best evaluated "
         "candidates (DGM paper: top3), or a fixed score (DGM code: 0.5).", "top3")
+    #: the weights kept in step with the archive between selections (a cache, not an option;
+    #: the selector's options never change, the cache object updates itself)
+    _kept: _KeptWeights = field(default_factory=lambda: _KeptWeights(), init=False,
+                                repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.lambda_) or self.lambda_ < 0:
@@ -56,8 +60,6 @@ class DGMSelector(Selector):
                                  f"not {self.midpoint!r}")
         elif not np.isfinite(self.midpoint):
             raise ValueError("midpoint must be finite")
-
-        object.__setattr__(self, "_kept", _KeptWeights())  # not an option: a cache
 
     def alpha0(self, view: ArchiveIndex) -> float:
         """The sigmoid midpoint: the fixed one, or the mean training score of the K best
@@ -121,8 +123,7 @@ class DGMSelector(Selector):
         is retired)."""
         if n <= 0:
             return []
-        kept: _KeptWeights = self._kept  # type: ignore[attr-defined]
-        weights, block_sums = kept.current(self, view)
+        weights, block_sums = self._kept.current(self, view)
         picks = weighted_draw(weights, rng.random(n), block_sums)  # an index is an id
         return [Selection(parent=int(i)) for i in picks.tolist()]
 
@@ -131,8 +132,8 @@ class _KeptWeights:
     """The weights of every id (and their sums per block of ``BLOCK`` ids, for
     ``weighted_draw``), kept in step with one index through its change log: a selection
     re-weighs only the candidates whose score or child count changed since the last one
-    (a steady-state run selects after every candidate; weighing a 100k archive each time
-    cost about 1 ms). Everything is weighed again when the midpoint moves, when many ids
+    (a steady-state run selects after every candidate, and weighing the whole archive each
+    time would grow with it). Everything is weighed again when the midpoint moves, when many ids
     changed, or after the log-space fallback. Gives the same bits as ``weights``."""
 
     def __init__(self) -> None:

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from evolve._code_species import CodeSpecies
-from evolve._repo import RepoError, RunRepo
+from evolve.code._repo import RepoError, RunRepo
+from evolve.code._species import CodeSpecies
 from evolve.operators import InvalidChild
 
 LONG = "n" * 300 + ".py"

@@ -27,7 +27,19 @@ BAD = [
     ("llm.task.max_tokens", "-5", -5, "must be >= 1, got -5"),
     ("evolution.seed_prompt", '""', "", "must not be empty"),
 ]
-IDS = [f"{key}={text}" for key, text, _, _ in BAD]
+#: names chosen from a registry (genome kinds, selectors, sandbox backends and executors):
+#: refused with the registry's choices; the genome kind when the run is built, before
+#: anything starts, the others when the config is read
+CHOICES = [
+    ("evolution.genome", "promt", "promt",
+     "unknown genome kind 'promt'; did you mean 'prompt'? (choose from: prompt, code)"),
+    ("evolution.selector", "dgn", "dgn",
+     "str 'dgn' is not allowed; choose one of: tournament, dgm"),
+    ("sandbox.backend", "bwarp", "bwarp",
+     "str 'bwarp' is not allowed; choose one of: docker, bwrap, process"),
+    ("sandbox.executor", "rey", "rey", "str 'rey' is not allowed; choose one of: local, ray"),
+]
+IDS = [f"{key}={text}" for key, text, _, _ in BAD + CHOICES]
 
 
 def nested(key: str, value: Any) -> dict[str, Any]:
@@ -59,7 +71,7 @@ def assert_nothing_started(result: Any, runs: Path, canary: socket.socket | None
             canary.accept()  # nobody connected: no server, no LLM request
 
 
-@pytest.mark.parametrize(("key", "text", "value", "says"), BAD, ids=IDS)
+@pytest.mark.parametrize(("key", "text", "value", "says"), BAD + CHOICES, ids=IDS)
 def test_a_bad_value_in_the_yaml_file_starts_nothing(tmp_path, key, text, value, says):
     """The embedded-model config a new user starts from, with one bad value in the file."""
     runs = tmp_path / "runs"
@@ -71,7 +83,7 @@ def test_a_bad_value_in_the_yaml_file_starts_nothing(tmp_path, key, text, value,
     assert f"error: {key}: {says}" in result.stderr
 
 
-@pytest.mark.parametrize(("key", "text", "value", "says"), BAD, ids=IDS)
+@pytest.mark.parametrize(("key", "text", "value", "says"), BAD + CHOICES, ids=IDS)
 def test_a_bad_value_given_with_set_starts_nothing(tmp_path, canary, key, text, value, says):
     """A valid config of external servers (the canary), broken by one --set."""
     runs = tmp_path / "runs"

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from archive import AddScores, Finish, Status
+from evolve._engine import Engine
 from evolve._errors import ConfigError
-from evolve._steps import Engine
 from evolve._streams import Streams
 from fitness import BenchmarkError, Example
 from sandboxes import SandboxError

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evolve._errors import CladeforgeError
-from evolve._repo import IDENTITY, REPO_DIR, Reconciled, RepoError, RunRepo
+from evolve.code._repo import IDENTITY, REPO_DIR, Reconciled, RepoError, RunRepo
 
 SEED = {"main.py": "print('hello')\n", "pkg/__init__.py": "", "pkg/sub/data.txt": b"1 2 3\n"}
 

@@ -16,9 +16,9 @@ import pytest
 
 from archive import NewCandidate, SQLiteStorage
 from evolve._config import RunConfig, config_to_data
-from evolve._repo import REPO_DIR, RunRepo
 from evolve._report import format_show, show
 from evolve.cli import main
+from evolve.code._repo import REPO_DIR, RunRepo
 
 SEED_FILES = {"solve.py": "def solve(x):\n    return x\n", "lib/util.py": "K = 1\n",
               "data/blob.bin": b"\x00\xff" * 5}
@@ -187,7 +187,8 @@ def test_checkout_of_a_prompt_candidate_is_a_one_line_error(code_run: CodeRun, c
                                                             tmp_path: Path) -> None:
     code, out, err = run_cli(capsys, "checkout", code_run.directory, 5, tmp_path / "out")
     assert code == 2 and out == ""
-    assert err.count("\n") == 1 and "prompt candidate" in err and "only code" in err
+    assert err.count("\n") == 1 and "is a prompt candidate" in err
+    assert "only candidates made of files can be checked out" in err
     assert not (tmp_path / "out").exists()
     code, _, err = run_cli(capsys, "checkout", code_run.directory, 99, tmp_path / "out")
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1

@@ -13,14 +13,9 @@ import re
 
 import pytest
 
-from fitness import (
-    SPLITS,
-    BenchmarkError,
-    BinPackingBenchmark,
-    EvaluationEnv,
-    ProgramEvaluation,
-)
-from fitness._bin_packing import check_assignment, lower_bound
+from fitness import SPLITS, BenchmarkError
+from fitness.code import BinPackingBenchmark, EvaluationEnv, ProgramEvaluation
+from fitness.code._bin_packing import check_assignment, lower_bound
 from sandboxes import EndReason, LocalExecutor, Sandbox
 
 BEST_FIT = "return [-(b - item) for b in bins]"

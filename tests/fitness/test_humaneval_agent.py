@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from evolve._gateway_bridge import client_forward
-from fitness import BenchmarkError, EvaluationEnv, HumanEvalAgentBenchmark, ProgramEvaluation
+from evolve.code._gateway_bridge import client_forward
+from fitness import BenchmarkError
+from fitness.code import EvaluationEnv, HumanEvalAgentBenchmark, ProgramEvaluation
 from sandboxes import (
     EndReason,
     GatewayUsage,

@@ -16,8 +16,8 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
-from fitness import HumanEvalAgentBenchmark, ProgramResult
-from fitness._humaneval_harness import (
+from fitness.code import HumanEvalAgentBenchmark, ProgramResult
+from fitness.code._humaneval_harness import (
     HarnessSettings,
     harness_job,
     harness_source,

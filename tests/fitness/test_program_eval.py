@@ -15,7 +15,8 @@ import shutil
 
 import pytest
 
-from fitness import BenchmarkError, Example, FunctionCallTask, ProgramEvaluator
+from fitness import BenchmarkError, Example
+from fitness.code import FunctionCallTask, ProgramEvaluator
 from sandboxes import EndReason, Limits, LocalExecutor, make_sandbox
 
 ADD = b"def add(a, b):\n    return a + b\n"

@@ -18,13 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from fitness import (
-    BenchmarkError,
-    DirectoryBenchmark,
-    EvaluationEnv,
-    Example,
-    ProgramEvaluation,
-)
+from fitness import BenchmarkError, Example
+from fitness.code import DirectoryBenchmark, EvaluationEnv, ProgramEvaluation
 from sandboxes import EndReason, Limits, LocalExecutor, Sandbox
 
 EXAMPLE = Path(__file__).parent / "data" / "user_benchmark"

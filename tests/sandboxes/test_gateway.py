@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from evolve._gateway_bridge import client_forward
+from evolve.code._gateway_bridge import client_forward
 from sandboxes import (
     GatewayUsage,
     LLMGateway,

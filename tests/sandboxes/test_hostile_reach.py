@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fitness import DirectoryBenchmark, EvaluationEnv, ProgramResult
+from fitness.code import DirectoryBenchmark, EvaluationEnv, ProgramResult
 from sandboxes import EndReason, Executor, Job, Limits, Result, Sandbox
 
 from .hostile_helpers import LIMITS, assert_contained, attack

@@ -17,8 +17,8 @@ import secrets
 
 import pytest
 
-from fitness import HumanEvalAgentBenchmark, ProgramResult
-from fitness._humaneval_harness import (
+from fitness.code import HumanEvalAgentBenchmark, ProgramResult
+from fitness.code._humaneval_harness import (
     HarnessSettings,
     harness_job,
     harness_source,

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from archive import ArchiveIndex, Candidate, SplitScore, Status, Usage
-from evolve._code_genome import CodeGenome
-from evolve.operators import CodeMutation, CodeMutationContext, CodeOperator
+from evolve.code._genome import CodeGenome
+from evolve.code.operators import CodeMutation, CodeMutationContext, CodeOperator
 
 from .op_support import ScriptedLLM, index_of
 

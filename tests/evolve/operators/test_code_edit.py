@@ -5,15 +5,9 @@ from __future__ import annotations
 import pytest
 
 from evolve._errors import LLMResponseError
-from evolve.operators import (
-    CODE_SYSTEM_PROMPT,
-    SYSTEM_PROMPT,
-    CodeMutation,
-    DiffEdit,
-    HyperDiff,
-    InvalidChild,
-)
-from evolve.operators._code_patch import format_block
+from evolve.code.operators import CODE_SYSTEM_PROMPT, CodeMutation, DiffEdit, HyperDiff
+from evolve.code.operators._patch import format_block
+from evolve.operators import SYSTEM_PROMPT, InvalidChild
 
 from .code_support import HYPER, MP, PROBLEM, code_candidate, code_context, run_code
 from .op_support import ScriptedLLM, assert_recorded, index_of

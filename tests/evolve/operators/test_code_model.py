@@ -14,19 +14,19 @@ from collections.abc import Mapping
 import numpy as np
 import pytest
 
-from evolve.llm import LLMClient
-from evolve.operators import (
+from evolve.code.operators import (
     CodeMutation,
     CodeMutationContext,
     CodeOperator,
     DiffEdit,
     FullRewrite,
     HyperDiff,
-    InvalidChild,
     Merge,
     default_code_hyper_mutation_prompts,
     default_code_mutation_prompts,
 )
+from evolve.llm import LLMClient
+from evolve.operators import InvalidChild
 
 from .code_support import code_candidate
 from .op_support import index_of

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from evolve.operators._code_patch import (
+from evolve.code.operators._patch import (
     EditBlock,
     PatchError,
     apply_block,

@@ -10,17 +10,15 @@ import pytest
 
 from evolve._errors import ConfigError
 from evolve._schema import build
-from evolve.operators import (
+from evolve.code.operators import (
     CODE_OPERATORS,
     CODE_SYSTEM_PROMPT,
-    OPERATORS,
-    SYSTEM_PROMPT,
     CodeOperator,
-    Transcript,
     code_operator_options,
     default_code_hyper_mutation_prompts,
     default_code_mutation_prompts,
 )
+from evolve.operators import OPERATORS, SYSTEM_PROMPT, Transcript
 from evolve.operators._text import similarity
 
 from .op_support import ScriptedLLM, assert_recorded
@@ -33,7 +31,7 @@ def test_the_registry_holds_the_code_operators_by_name() -> None:
     for name, cls in CODE_OPERATORS.items():
         assert cls.name == name and issubclass(cls, CodeOperator)
         assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
-        assert cls.__doc__ and cls.__module__.startswith("evolve.operators._code_")
+        assert cls.__doc__ and cls.__module__.startswith("evolve.code.operators._")
         cls()  # every option has a default
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from evolve.operators import CODE_SYSTEM_PROMPT, FullRewrite, InvalidChild, Merge
-from evolve.operators._code_merge import merge_file
+from evolve.code.operators import CODE_SYSTEM_PROMPT, FullRewrite, Merge
+from evolve.code.operators._merge import merge_file
+from evolve.operators import InvalidChild
 
 from .code_support import MP, PROBLEM, code_candidate, code_context, fenced, run_code
 from .op_support import ScriptedLLM, assert_recorded, index_of

@@ -37,10 +37,10 @@ import numpy as np
 
 from sandboxes import Job, Limits, Result
 
-from ._benchmark import SPLITS, Example
-from ._code_benchmark import CodeBenchmark, EvaluationEnv
-from ._errors import BenchmarkError
-from ._procedural import check_int, check_split_name
+from .._benchmark import SPLITS, Example
+from .._errors import BenchmarkError
+from .._procedural import check_int, check_split_name
+from ._benchmark import CodeBenchmark, EvaluationEnv
 from ._program_eval import ProgramEvaluation, ProgramEvaluator, ProgramTask, json_output
 
 PROGRAM = "heuristic.py"

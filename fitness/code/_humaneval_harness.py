@@ -83,7 +83,7 @@ class HarnessSettings:
 
 
 def harness_source() -> bytes:
-    return resources.files("fitness").joinpath("guest", HARNESS).read_bytes()
+    return resources.files("fitness.code").joinpath("guest", HARNESS).read_bytes()
 
 
 def harness_job(cases: Sequence[tuple[HiddenTest, str]], settings: HarnessSettings,

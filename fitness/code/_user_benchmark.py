@@ -86,10 +86,10 @@ from sandboxes import (
     untrusted_json,
 )
 
-from ._benchmark import SPLITS, Example
-from ._code_benchmark import CodeBenchmark, EvaluationEnv
-from ._errors import BenchmarkError
-from ._procedural import check_split_name
+from .._benchmark import SPLITS, Example
+from .._errors import BenchmarkError
+from .._procedural import check_split_name
+from ._benchmark import CodeBenchmark, EvaluationEnv
 from ._program_eval import ProgramEvaluation, ProgramResult, _excerpt
 
 logger = logging.getLogger(__name__)

@@ -36,10 +36,10 @@ import numpy as np
 
 from sandboxes import Job, Limits, Result
 
-from ._benchmark import Example
-from ._code_benchmark import CodeBenchmark, EvaluationEnv
-from ._errors import BenchmarkError
-from ._procedural import check_split_name
+from .._benchmark import Example
+from .._errors import BenchmarkError
+from .._procedural import check_split_name
+from ._benchmark import CodeBenchmark, EvaluationEnv
 from ._program_eval import ProgramEvaluation, ProgramEvaluator, ProgramTask, json_output
 
 #: slack allowed in the containment and overlap checks (rounding only)

@@ -98,11 +98,11 @@ from sandboxes import (
     untrusted_json,
 )
 
-from ._benchmark import Example
-from ._code_benchmark import CodeBenchmark, EvaluationEnv
-from ._errors import BenchmarkError
+from .._benchmark import Example
+from .._errors import BenchmarkError
+from .._procedural import check_int, check_split_name
+from ._benchmark import CodeBenchmark, EvaluationEnv
 from ._humaneval_harness import HarnessSettings, HiddenTest, run_hidden_tests
-from ._procedural import check_int, check_split_name
 from ._program_eval import ProgramEvaluation, ProgramResult, _excerpt
 
 AGENT = "agent.py"
@@ -123,7 +123,7 @@ class _Data(NamedTuple):
 
 
 def _guest(name: str) -> bytes:
-    return resources.files("fitness").joinpath("guest", name).read_bytes()
+    return resources.files("fitness.code").joinpath("guest", name).read_bytes()
 
 
 class HumanEvalAgentBenchmark(CodeBenchmark):

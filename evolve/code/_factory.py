@@ -6,49 +6,48 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from archive import SQLiteStorage, Status
-from fitness import CodeBenchmark
+from fitness.code import CodeBenchmark
 from sandboxes import (
     Executor,
     LLMGateway,
-    LocalExecutor,
-    RayExecutor,
     SandboxError,
-    check_backends,
-    make_sandbox,
+    SandboxSpec,
+    check_backend,
+    open_executor,
 )
 
-from ._code_genome import CODE_KIND
-from ._code_species import CodeSpecies
-from ._config import RunConfig, SandboxConfig
-from ._endpoints import Clients, sampling
-from ._errors import ConfigError
+from .._clients import Clients, sampling
+from .._config import RunConfig, SandboxConfig
+from .._errors import ConfigError
+from .._species import Lexicon
+from ..operators import default_thinking_styles
 from ._gateway_bridge import client_forward, client_token_counter
+from ._genome import CODE_KIND
 from ._repo import RunRepo
-from ._species import Lexicon
+from ._species import CodeSpecies
 from ._workshop import SELF_IMPROVE, Workshop, default_self_improve
-from .operators import (
-    default_code_hyper_mutation_prompts,
-    default_code_mutation_prompts,
-    default_thinking_styles,
-)
+from .operators import default_code_hyper_mutation_prompts, default_code_mutation_prompts
 
 
 def load_code_lexicon() -> Lexicon:
-    """The code operators' seed lists (evolve/data/code_*.txt)."""
+    """The code operators' seed lists (evolve/code/data/*.txt, the thinking styles shared)."""
     return Lexicon(thinking_styles=default_thinking_styles(),
                    mutation_prompts=default_code_mutation_prompts(),
                    hyper_mutation_prompts=default_code_hyper_mutation_prompts())
+
+
+#: what a user of the CLI runs when the sandbox image or root filesystem is missing
+BUILD_HINT = "run 'evolve sandbox build'"
 
 
 def check_sandbox(config: SandboxConfig) -> None:
     """A clear error now, not at the first evaluation, when the backend cannot run here."""
     if config.executor == "ray":
         return  # the backend must work on the Ray nodes, not necessarily here
-    status = {s.name: s for s in check_backends()}.get(config.backend)
-    if status is not None and not status.available:
+    status = check_backend(config.backend, build_hint=BUILD_HINT)
+    if not status.available:
         raise ConfigError(f"sandbox.backend {config.backend!r} cannot run here: {status.detail}"
-                          " (see 'evolve sandbox check'; 'evolve sandbox build' builds the "
-                          "image)")
+                          " (see 'evolve sandbox check')")
 
 
 def repair_repo(storage: SQLiteStorage, repo: RunRepo) -> None:
@@ -63,18 +62,16 @@ def repair_repo(storage: SQLiteStorage, repo: RunRepo) -> None:
                 f"its commit {commits[cid][:12]} is missing from the run's git repository"))
 
 
-def sandbox_options(config: SandboxConfig) -> dict[str, object]:
-    return {"warm": config.warm} if config.backend == "docker" else {}
+def sandbox_spec(config: SandboxConfig) -> SandboxSpec:
+    return SandboxSpec(config.backend, warm=config.warm, executor=config.executor,
+                       workers=config.workers, ray_address=config.ray_address,
+                       build_hint=BUILD_HINT)
 
 
 def build_executor(config: SandboxConfig) -> Executor:
     """The sandbox executor of a code run (nothing is started until the first job)."""
     try:
-        if config.executor == "ray":
-            return RayExecutor(config.backend, sandbox_options(config), workers=config.workers,
-                               address=config.ray_address)
-        return LocalExecutor(make_sandbox(config.backend, **sandbox_options(config)),
-                             max_workers=config.workers)
+        return open_executor(sandbox_spec(config))
     except SandboxError as exc:
         raise ConfigError(f"sandbox: {exc}") from None
 

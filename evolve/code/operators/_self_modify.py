@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 
 from sandboxes import EndReason
 
-from .._schema import doc
-from ._base import InvalidChild
-from ._code_base import CodeMutation, CodeMutationContext, CodeOperator
-from ._code_patch import syntax_error
+from ..._schema import doc
+from ...operators import InvalidChild
+from ._base import CodeMutation, CodeMutationContext, CodeOperator
+from ._patch import syntax_error
 
 
 @dataclass(frozen=True, kw_only=True)

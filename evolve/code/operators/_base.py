@@ -25,10 +25,10 @@ import numpy as np
 
 from archive import ArchiveIndex, Candidate
 
-from .._code_genome import CodeGenome
-from .._schema import doc
-from ._base import InvalidChild, MutatorLLM, Transcript, pick
-from ._code_patch import has_markers, marker_violation, syntax_error
+from ..._schema import doc
+from ...operators import InvalidChild, MutatorLLM, Transcript, pick
+from .._genome import CodeGenome
+from ._patch import has_markers, marker_violation, syntax_error
 
 #: system message of every code-mutator request
 CODE_SYSTEM_PROMPT = (

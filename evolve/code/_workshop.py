@@ -22,8 +22,8 @@ _TAIL = 1500
 
 
 def default_self_improve() -> str:
-    """The seed agents' ``self_improve.py`` (evolve/data/self_improve.py)."""
-    return resources.files("evolve").joinpath("data", SELF_IMPROVE).read_text(encoding="utf-8")
+    """The seed agents' ``self_improve.py`` (evolve/code/data/self_improve.py)."""
+    return resources.files("evolve.code").joinpath("data", SELF_IMPROVE).read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)

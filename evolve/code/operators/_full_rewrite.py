@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ._base import pick
-from ._code_base import (
+from ...operators import pick
+from ._base import (
     CodeMutation,
     CodeMutationContext,
     LLMCodeOperator,
@@ -25,7 +25,7 @@ from ._code_base import (
     language,
     parent_mutation_prompt,
 )
-from ._code_patch import PatchError, code_from_answer
+from ._patch import PatchError, code_from_answer
 
 
 def rewrite_format(path: str) -> str:

@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .._schema import doc
-from ._base import Transcript
-from ._code_base import (
+from ..._schema import doc
+from ...operators import Transcript
+from ._base import (
     CodeMutation,
     CodeMutationContext,
     LLMCodeOperator,
@@ -37,7 +37,7 @@ from ._code_base import (
     language,
     parent_mutation_prompt,
 )
-from ._code_patch import PatchError, apply_blocks, parse_blocks, resolve_path
+from ._patch import PatchError, apply_blocks, parse_blocks, resolve_path
 
 
 def diff_format(paths: Sequence[str]) -> str:

@@ -15,11 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .._schema import doc
-from ._base import SYSTEM_PROMPT, Transcript, pick
-from ._code_base import CodeMutationContext, parent_mutation_prompt
-from ._code_edit import DiffEdit
-from ._text import same_text
+from ..._schema import doc
+from ...operators import SYSTEM_PROMPT, Transcript, pick, same_text
+from ._base import CodeMutationContext, parent_mutation_prompt
+from ._diff_edit import DiffEdit
 
 
 def code_hyper_request(hyper_mutation_prompt: str, mutation_prompt: str, problem: str) -> str:

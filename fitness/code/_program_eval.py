@@ -25,8 +25,8 @@ from typing import Any
 
 from sandboxes import EndReason, Executor, Job, Limits, Result, untrusted_json
 
-from ._benchmark import Example
-from ._errors import BenchmarkError
+from .._benchmark import Example
+from .._errors import BenchmarkError
 
 
 class ProgramTask(ABC):
@@ -150,7 +150,7 @@ _RUNNER = "_call_function.py"
 
 
 def _runner_source() -> bytes:
-    return resources.files("fitness").joinpath("guest/call_function.py").read_bytes()
+    return resources.files("fitness.code").joinpath("guest/call_function.py").read_bytes()
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Any
 from archive import Usage
 from sandboxes import GatewayUsage, TokenCounter, UpstreamError, openai_completion
 
-from ._errors import LLMError
-from .llm import LLMClient
+from .._errors import LLMError
+from ..llm import LLMClient
 
 Forward = Callable[[str, dict[str, Any]], Awaitable[Mapping[str, Any]]]
 

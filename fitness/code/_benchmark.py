@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sandboxes import Executor
 
-from ._benchmark import Example
+from .._benchmark import Example
 from ._program_eval import ProgramEvaluation
 
 

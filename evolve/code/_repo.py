@@ -35,7 +35,7 @@ from gitdb import IStream
 
 from sandboxes import job_files_problem, write_files
 
-from ._errors import CladeforgeError
+from .._errors import CladeforgeError
 
 logger = logging.getLogger(__name__)
 

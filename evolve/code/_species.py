@@ -26,15 +26,17 @@ from typing import Any
 import numpy as np
 
 from archive import ArchiveIndex, Candidate, ExampleScore, SplitScore, Usage
-from fitness import CodeBenchmark, EvaluationEnv, Example, ProgramEvaluation
+from fitness import Example
+from fitness.code import CodeBenchmark, EvaluationEnv, ProgramEvaluation
 from sandboxes import EndReason, Executor, LLMGateway, job_files_problem
 
-from ._code_genome import CODE_KIND, CodeGenome
+from .._species import Founder, Lexicon, Scored, Species
+from ..operators import InvalidChild, MutatorLLM
 from ._gateway_bridge import gateway_usage
+from ._genome import CODE_KIND, CodeGenome
 from ._repo import RunRepo
-from ._species import Founder, Lexicon, Scored, Species
 from ._workshop import Workshop
-from .operators import CodeMutationContext, InvalidChild, MutatorLLM
+from .operators import CodeMutationContext
 
 #: commit time of the seed; a child's is this plus its slot (deterministic commits)
 EPOCH = 1_700_000_000

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from .._schema import doc
-from ._base import InvalidChild, Transcript
-from ._code_base import (
+from ..._schema import doc
+from ...operators import InvalidChild, Transcript, draw_member
+from ._base import (
     CodeMutation,
     CodeMutationContext,
     CodeOperator,
@@ -45,8 +45,7 @@ from ._code_base import (
     parent_mutation_prompt,
     show_file,
 )
-from ._code_patch import PatchError, code_from_answer, conflict_line
-from ._donor import draw_member
+from ._patch import PatchError, code_from_answer, conflict_line
 
 LABELS = ("parent", "base", "donor")
 

@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from .._errors import BenchmarkError
+from .._registry import BenchmarkOption, class_options, construct
+from ._benchmark import CodeBenchmark
 from ._bin_packing import BinPackingBenchmark
 from ._circle_packing import CirclePackingBenchmark
-from ._code_benchmark import CodeBenchmark
-from ._errors import BenchmarkError
 from ._humaneval import HumanEvalAgentBenchmark
-from ._registry import BenchmarkOption, class_options, construct
 from ._user_benchmark import DirectoryBenchmark
 
 _CLASSES: Mapping[str, type[CodeBenchmark]] = MappingProxyType(

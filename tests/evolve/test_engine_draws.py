@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from archive import InMemoryStorage
 from evolve._config import config_from_data
+from evolve._engine import Engine
 from evolve._errors import RunStateError
 from evolve._factory import run_streams
-from evolve._steps import Engine
 from evolve._streams import BLAKE2B, DEFAULT_SCHEME, SEED_SEQUENCE, Streams
 
 
