@@ -12,7 +12,7 @@ closed), what a fork copies besides the archive, and what ``evolve show`` and
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -27,32 +27,31 @@ from ._species import Species
 
 class GenomeKind(ABC):
     """One genome kind. ``name`` is the config's ``evolution.genome`` and the archive's
-    ``Candidate.kind``; ``noun`` names a candidate in messages ("prompt", "program")."""
+    ``Candidate.kind``; ``noun`` names a candidate in messages ("prompt", "program").
+
+    A subclass sets every attribute below (checked when it is defined) and writes
+    ``open_species``; the other methods have defaults that do nothing.
+    """
 
     name: str
     noun: str
     summary: str  # one line for the docs
     default_selector: str
     default_operator_weights: Mapping[str, float]
+    #: config name -> operator class, and ``{option: (default, doc)}`` of one operator
     operators: Mapping[str, type]
+    operator_options: Callable[[str], Mapping[str, tuple[Any, str]]]
+    #: the benchmark kinds (``fitness.benchmark``) of this genome, the options of one
+    #: (``BenchmarkError`` if unknown) and how to build one from its options
+    benchmark_kinds: tuple[str, ...]
+    benchmark_options: Callable[[str], Mapping[str, tuple[Any, str]]]
+    make_benchmark: Callable[..., Any]
 
-    @abstractmethod
-    def operator_options(self, name: str) -> Mapping[str, tuple[Any, str]]:
-        """``{option: (default, doc)}`` of the operator called ``name``."""
-
-    @property
-    @abstractmethod
-    def benchmark_kinds(self) -> tuple[str, ...]:
-        """The benchmark kinds (``fitness.benchmark``) a run of this genome can use."""
-
-    @abstractmethod
-    def benchmark_options(self, name: str) -> Mapping[str, tuple[Any, str]]:
-        """``{option: (default, doc)}`` of benchmark kind ``name``; ``BenchmarkError`` if
-        unknown."""
-
-    @abstractmethod
-    def make_benchmark(self, name: str, /, **options: Any) -> Any:
-        """The benchmark of kind ``name`` built from ``options``."""
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        missing = [a for a in GenomeKind.__annotations__ if not hasattr(cls, a)]
+        if missing:
+            raise TypeError(f"genome kind {cls.__name__} does not set: {', '.join(missing)}")
 
     def check(self, config: RunConfig) -> None:  # noqa: B027 - most kinds need nothing
         """Raise ``ConfigError`` now if what a run of ``config`` needs cannot work here."""

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 from archive import SQLiteStorage
 from fitness import (
@@ -61,19 +60,10 @@ class PromptKind(GenomeKind):
         "context_shuffle": 0.5,
     })
     operators = OPERATORS
-
-    def operator_options(self, name: str) -> Mapping[str, tuple[Any, str]]:
-        return operator_options(name)
-
-    @property
-    def benchmark_kinds(self) -> tuple[str, ...]:
-        return BENCHMARK_KINDS
-
-    def benchmark_options(self, name: str) -> Mapping[str, tuple[Any, str]]:
-        return benchmark_options(name)
-
-    def make_benchmark(self, name: str, /, **options: Any) -> Benchmark:
-        return make_benchmark(name, **options)
+    operator_options = staticmethod(operator_options)
+    benchmark_kinds = BENCHMARK_KINDS
+    benchmark_options = staticmethod(benchmark_options)
+    make_benchmark = staticmethod(make_benchmark)
 
     @asynccontextmanager
     async def open_species(self, config: RunConfig, storage: SQLiteStorage, clients: Clients,

@@ -43,19 +43,10 @@ class CodeKind(GenomeKind):
         "self_modify": 0.0,  # agents only: the parent agent edits its own code in a sandbox
     })
     operators = CODE_OPERATORS
-
-    def operator_options(self, name: str) -> Mapping[str, tuple[Any, str]]:
-        return code_operator_options(name)
-
-    @property
-    def benchmark_kinds(self) -> tuple[str, ...]:
-        return CODE_BENCHMARK_KINDS
-
-    def benchmark_options(self, name: str) -> Mapping[str, tuple[Any, str]]:
-        return code_benchmark_options(name)
-
-    def make_benchmark(self, name: str, /, **options: Any) -> CodeBenchmark:
-        return make_code_benchmark(name, **options)
+    operator_options = staticmethod(code_operator_options)
+    benchmark_kinds = CODE_BENCHMARK_KINDS
+    benchmark_options = staticmethod(code_benchmark_options)
+    make_benchmark = staticmethod(make_code_benchmark)
 
     def check(self, config: RunConfig) -> None:
         check_sandbox(config.sandbox)
