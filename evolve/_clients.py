@@ -1,14 +1,15 @@
 """Open the mutator and task models of a run: start managed servers, make clients.
 
-Two ``llamacpp`` (or ``vllm``) entries with the same server settings share one
-server, so the default config runs a single llama.cpp instance for both roles.
+Only the roles a run uses are opened (``GenomeKind.roles``: a code run whose
+benchmark calls no LLM never uses the task model), and two ``llamacpp`` (or
+``vllm``) entries with the same server settings share one server, so the
+default config runs a single llama.cpp instance for both roles.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from ._config import LLMConfig, LLMsConfig
@@ -23,6 +24,9 @@ from .llm import (
     find_embedded_model,
 )
 
+#: the model roles: the mutator writes children, the task model is what a prompt (or an
+#: agent) is scored with
+ROLES = ("mutator", "task")
 #: role defaults for options left unset in the config
 ROLE_DEFAULTS = {
     "mutator": {"temperature": 0.8, "max_tokens": 160},
@@ -30,10 +34,45 @@ ROLE_DEFAULTS = {
 }
 
 
-@dataclass(frozen=True)
+class RoleNotOpened(RuntimeError):
+    """A part of the run asked for the client of a role the run does not use (a bug of the
+    genome kind's ``roles``: no server is started for an undeclared role)."""
+
+
 class Clients:
-    mutator: LLMClient
-    task: LLMClient
+    """The open model clients of one execution, by role.
+
+    ``mutator`` and ``task`` raise ``RoleNotOpened`` for a role that was not opened;
+    ``opened(role)`` is the client or None, for accounting.
+    """
+
+    def __init__(self, clients: Mapping[str, LLMClient]) -> None:
+        self._clients = dict(clients)
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset(self._clients)
+
+    def opened(self, role: str) -> LLMClient | None:
+        return self._clients.get(role)
+
+    def get(self, role: str) -> LLMClient:
+        client = self._clients.get(role)
+        if client is None:
+            opened = ", ".join(sorted(self._clients)) or "none"
+            raise RoleNotOpened(
+                f"the {role} model was asked for, but this run does not use it, so no client "
+                f"or server was opened for it (roles opened: {opened}); a genome kind that "
+                f"needs it must name it in its roles()")
+        return client
+
+    @property
+    def mutator(self) -> LLMClient:
+        return self.get("mutator")
+
+    @property
+    def task(self) -> LLMClient:
+        return self.get("task")
 
 
 def server_key(config: LLMConfig) -> tuple[Any, ...]:
@@ -62,9 +101,10 @@ def make_server(config: LLMConfig) -> Any:
                           api_key_env=config.api_key_env)
 
 
-def preflight(config: LLMsConfig) -> None:
-    """Fail before a run is created if a local model file or backend is missing."""
-    for role in ("mutator", "task"):
+def preflight(config: LLMsConfig, roles: Collection[str] = ROLES) -> None:
+    """Fail before a run is created if a local model file or backend of one of ``roles``
+    (those the run uses) is missing."""
+    for role in _checked(roles):
         cfg: LLMConfig = getattr(config, role)
         if cfg.backend != "llamacpp":
             continue
@@ -89,12 +129,14 @@ def sampling(config: LLMConfig, role: str) -> tuple[float, int]:
 
 
 @asynccontextmanager
-async def open_clients(config: LLMsConfig, cache: ResponseCache) -> AsyncIterator[Clients]:
-    """Start the servers the config needs and yield one client per role."""
+async def open_clients(config: LLMsConfig, cache: ResponseCache,
+                       roles: Collection[str] = ROLES) -> AsyncIterator[Clients]:
+    """Start the servers ``roles`` (those the run uses) need and yield their clients; the
+    other roles get neither a server nor a client."""
     async with AsyncExitStack() as stack:
         servers: dict[tuple[Any, ...], Any] = {}
         clients = {}
-        for role in ("mutator", "task"):
+        for role in _checked(roles):
             cfg: LLMConfig = getattr(config, role)
             key = server_key(cfg)
             if key not in servers:
@@ -108,4 +150,12 @@ async def open_clients(config: LLMsConfig, cache: ResponseCache) -> AsyncIterato
                 default_params={"temperature": temperature, "max_tokens": max_tokens})
             stack.push_async_callback(client.aclose)
             clients[role] = client
-        yield Clients(**clients)
+        yield Clients(clients)
+
+
+def _checked(roles: Collection[str]) -> list[str]:
+    """``roles`` in ``ROLES`` order; an unknown role is a bug of the caller."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown model role(s) {sorted(unknown)}; the roles are {ROLES}")
+    return [role for role in ROLES if role in roles]

@@ -80,7 +80,7 @@ class Engine:
     writer: ArchiveWriter
     species: Species
     mutator: LLMClient
-    task: LLMClient
+    task: LLMClient | None  # None: the run does not use the task model
     selector: Selector
     operators: Mapping[str, Any]  # Operator or CodeOperator, by name
     weights: np.ndarray  # operator draw probabilities, in ``operators`` order
@@ -93,7 +93,8 @@ class Engine:
     # -- accounting ------------------------------------------------------------------------
     def llm_usage(self) -> dict[str, Usage]:
         """Run totals per role: earlier executions plus this one's clients."""
-        now = {"mutator": _client_usage(self.mutator), "task": _client_usage(self.task)}
+        now = {"mutator": _client_usage(self.mutator),
+               "task": Usage() if self.task is None else _client_usage(self.task)}
         return {k: self.usage_before.get(k, Usage()) + v for k, v in now.items()}
 
     def tokens(self) -> int:

@@ -2,8 +2,9 @@
 
 ``open_loop`` is what ``Run.execute`` runs inside, and the public hook for tools
 that drive the loop themselves (benchmarks, notebooks): it opens the model
-clients and the genome kind's species, builds the engine and loop, and on exit
-commits what the archive writer still holds and records the LLM usage.
+clients of the roles the run uses (``GenomeKind.roles``) and the genome kind's
+species, builds the engine and loop, and on exit commits what the archive
+writer still holds and records the LLM usage.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ async def open_loop(config: RunConfig, storage: SQLiteStorage, directory: Path,
     usage_before: Mapping[str, Usage] = {
         k: Usage.from_dict(v) for k, v in (storage.get_meta("llm_usage") or {}).items()}
     writer = ArchiveWriter(storage)
-    async with open_clients(config.llm, writer) as clients, \
+    async with open_clients(config.llm, writer, kind.roles(benchmark)) as clients, \
             kind.open_species(config, storage, clients, benchmark, directory) as species:
         loop = build_loop(config, kind, writer, clients, species, budget,
                           progress or (lambda _e, _b: None), usage_before)

@@ -97,7 +97,7 @@ def build_loop(config: RunConfig, kind: GenomeKind, writer: ArchiveWriter, clien
     operators, weights = build_operators(config.evolution, kind)
     engine = Engine(
         storage=writer.storage, writer=writer, species=species, mutator=clients.mutator,
-        task=clients.task,
+        task=clients.opened("task"),
         selector=build_selector(config.evolution, kind), operators=operators, weights=weights,
         streams=run_streams(config, writer.storage), batch_size=config.fitness.batch_size,
         validation_size=config.fitness.validation_size, usage_before=usage_before or {},

@@ -2,10 +2,10 @@
 
 The engine, the loop, the selectors and the archive are the same for every
 genome; what differs is gathered in one object: the operators and their
-default weights, the benchmarks, the default selector, the prerequisites to
-check before a run starts, how the species of one execution is opened (and
-closed), what a fork copies besides the archive, and what ``evolve show`` and
-``evolve checkout`` add for a candidate. The kinds are registered in
+default weights, the benchmarks, the model roles a run calls, the default
+selector, the prerequisites to check before a run starts, how the species of
+one execution is opened (and closed), what a fork copies besides the archive,
+and what ``evolve show`` and ``evolve checkout`` add for a candidate. The kinds are registered in
 ``_genome_kinds.py``; see docs/genomes.md for adding one.
 """
 
@@ -30,7 +30,7 @@ class GenomeKind(ABC):
     ``Candidate.kind``; ``noun`` names a candidate in messages ("prompt", "program").
 
     A subclass sets every attribute below (checked when it is defined) and writes
-    ``open_species``; the other methods have defaults that do nothing.
+    ``roles`` and ``open_species``; the other methods have defaults that do nothing.
     """
 
     name: str
@@ -52,6 +52,12 @@ class GenomeKind(ABC):
         missing = [a for a in GenomeKind.__annotations__ if not hasattr(cls, a)]
         if missing:
             raise TypeError(f"genome kind {cls.__name__} does not set: {', '.join(missing)}")
+
+    @abstractmethod
+    def roles(self, benchmark: Any) -> frozenset[str]:
+        """The model roles (``"mutator"``, ``"task"``) a run of this kind on ``benchmark``
+        calls: only their servers are started and their settings checked before a run, and
+        asking for another role's client raises ``RoleNotOpened``."""
 
     def check(self, config: RunConfig) -> None:  # noqa: B027 - most kinds need nothing
         """Raise ``ConfigError`` now if what a run of ``config`` needs cannot work here."""

@@ -21,7 +21,7 @@ from fitness import (
     make_benchmark,
 )
 
-from ._clients import Clients, sampling
+from ._clients import ROLES, Clients, sampling
 from ._config import RunConfig
 from ._genome import PROMPT_KIND
 from ._genome_kind import GenomeKind
@@ -64,6 +64,9 @@ class PromptKind(GenomeKind):
     benchmark_kinds = BENCHMARK_KINDS
     benchmark_options = staticmethod(benchmark_options)
     make_benchmark = staticmethod(make_benchmark)
+
+    def roles(self, benchmark: Benchmark) -> frozenset[str]:
+        return frozenset(ROLES)  # the mutator writes prompts, the task model answers them
 
     @asynccontextmanager
     async def open_species(self, config: RunConfig, storage: SQLiteStorage, clients: Clients,

@@ -58,11 +58,11 @@ class Run:
                 f" or choose another name with --name")
         # fail on a bad config before anything is written
         kind = genome_kind(config.evolution.genome)
-        build_benchmark(config.fitness, kind)
+        benchmark = build_benchmark(config.fitness, kind)
         build_selector(config.evolution, kind)
         build_operators(config.evolution, kind)
         kind.check(config)
-        preflight(config.llm)
+        preflight(config.llm, kind.roles(benchmark))
         directory.mkdir(parents=True, exist_ok=True)
         storage = SQLiteStorage(directory / ARCHIVE_FILE)
         data = config_to_data(config)

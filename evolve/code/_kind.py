@@ -48,6 +48,10 @@ class CodeKind(GenomeKind):
     benchmark_options = staticmethod(code_benchmark_options)
     make_benchmark = staticmethod(make_code_benchmark)
 
+    def roles(self, benchmark: CodeBenchmark) -> frozenset[str]:
+        # the task model is called only by agents (through the gateway); a program is run
+        return frozenset({"mutator", "task"} if benchmark.needs_llm else {"mutator"})
+
     def check(self, config: RunConfig) -> None:
         check_sandbox(config.sandbox)
 

@@ -69,6 +69,9 @@ class ToyKind(GenomeKind):
     benchmark_options = staticmethod(benchmark_options)
     make_benchmark = staticmethod(make_benchmark)
 
+    def roles(self, benchmark: Any) -> frozenset[str]:
+        return frozenset({"mutator", "task"})
+
     @asynccontextmanager
     async def open_species(self, *args: Any) -> AsyncIterator[Any]:
         yield None

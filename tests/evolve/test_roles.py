@@ -1,0 +1,106 @@
+"""Only the model roles a run uses are opened: a code run whose benchmark calls no LLM starts
+no server for the task model and does not check its settings; a prompt run needs both."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from evolve._clients import ROLES, RoleNotOpened, open_clients, preflight
+from evolve._config import config_from_data
+from evolve._errors import ModelFileError
+from evolve._genome_kinds import GENOME_KINDS
+from evolve.cli import main
+from fitness.code import make_code_benchmark
+from tests.stub_openai import StubOpenAI
+
+from .conftest import read_rows, status_json
+
+MISSING_MODEL = "/nonexistent/models/qwen-0.5b.gguf"
+
+
+def llm_config(mutator_url: str) -> dict[str, Any]:
+    """An external mutator, and a task role whose model file does not exist."""
+    return {"mutator": {"backend": "external", "base_url": mutator_url, "model": "stub",
+                        "max_retries": 0, "timeout": 10.0},
+            "task": {"backend": "llamacpp", "model_path": MISSING_MODEL}}
+
+
+class _Cache:
+    def cache_get(self, key: str) -> None:
+        return None
+
+    def cache_store(self, key: str, request: str, response: str) -> None:
+        pass
+
+
+def test_each_kind_names_the_roles_its_runs_call() -> None:
+    prompt, code = GENOME_KINDS["prompt"], GENOME_KINDS["code"]
+    assert prompt.roles(None) == frozenset(ROLES)
+    assert code.roles(make_code_benchmark("circle_packing")) == {"mutator"}
+    agent = type("Agent", (), {"needs_llm": True})()  # an agent benchmark calls the task model
+    assert code.roles(agent) == {"mutator", "task"}
+
+
+def test_an_unused_role_is_neither_checked_nor_opened_and_asking_for_it_fails_loudly() -> None:
+    with StubOpenAI() as stub:
+        config = config_from_data({"llm": llm_config(stub.base_url)}).llm
+        with pytest.raises(ModelFileError, match=MISSING_MODEL):
+            preflight(config)  # both roles: the task model's file is missing
+        preflight(config, {"mutator"})
+
+        async def use() -> None:
+            async with open_clients(config, _Cache(), {"mutator"}) as clients:
+                assert clients.roles == {"mutator"}
+                assert clients.opened("task") is None
+                with pytest.raises(RoleNotOpened, match="the task model .* does not use it"):
+                    clients.task  # noqa: B018 - asking is the test
+                answer = await clients.mutator.chat([{"role": "user", "content": "hi"}])
+                assert answer.text == "echo: hi"
+
+        asyncio.run(use())
+        with pytest.raises(ValueError, match="unknown model role"):
+            preflight(config, {"critic"})
+
+
+def write_config(tmp_path: Path, mutator_url: str, **extra: Any) -> Path:
+    data = {"runs_dir": str(tmp_path / "runs"), "seed": 1, "llm": llm_config(mutator_url),
+            "fitness": {"benchmark": "circle_packing", "batch_size": 1, "validate_top": 0},
+            "evolution": {"genome": "code", "population_size": 2, "generation_size": 1,
+                          "operators": {"diff_edit": 1.0}},
+            "sandbox": {"backend": "process"},
+            "budget": {"candidates": 3}, **extra}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_a_code_run_on_a_program_benchmark_never_touches_the_task_role(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with StubOpenAI() as stub:
+        config = write_config(tmp_path, stub.base_url)
+        assert main(["run", str(config), "--name", "packing", "--quiet"]) == 0, \
+            capsys.readouterr().err
+        assert len(stub.requests) == 2  # one mutation per child, all to the mutator
+    run_dir = tmp_path / "runs" / "packing"
+    data = status_json(run_dir)
+    assert data["state"] == "finished" and data["candidates"] == 3
+    per_role = data["llm"]["per_role"]
+    assert per_role["mutator"]["calls"] == 2 and per_role["task"]["calls"] == 0
+    assert read_rows(run_dir, "SELECT count(*) FROM candidates")[0][0] == 3
+
+
+def test_a_prompt_run_still_needs_the_task_model(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    with StubOpenAI() as stub:
+        config = write_config(tmp_path, stub.base_url, fitness={"benchmark": "arithmetic"},
+                              evolution={"genome": "prompt"}, sandbox={})
+        assert main(["run", str(config), "--name", "prompts", "--quiet"]) == 2
+        assert not stub.requests
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and MISSING_MODEL in err
+    assert not (tmp_path / "runs" / "prompts").exists()
