@@ -32,6 +32,10 @@ ROLE_DEFAULTS = {
     "mutator": {"temperature": 0.8, "max_tokens": 160},
     "task": {"temperature": 0.0, "max_tokens": 192},
 }
+#: the default request timeout (``request_timeout``): seconds to read the prompt, and
+#: seconds per token of max_tokens (2 tokens a second: a small model on a busy CPU)
+TIMEOUT_BASE = 60.0
+TIMEOUT_PER_TOKEN = 0.5
 
 
 class RoleNotOpened(RuntimeError):
@@ -128,6 +132,15 @@ def sampling(config: LLMConfig, role: str) -> tuple[float, int]:
     return float(temperature), int(max_tokens)
 
 
+def request_timeout(config: LLMConfig, role: str) -> float:
+    """Seconds a request of ``role`` may take: ``config.timeout``, or when it is not set
+    ``TIMEOUT_BASE`` plus ``TIMEOUT_PER_TOKEN`` per token of the role's max_tokens."""
+    if config.timeout is not None:
+        return float(config.timeout)
+    _, max_tokens = sampling(config, role)
+    return TIMEOUT_BASE + TIMEOUT_PER_TOKEN * max_tokens
+
+
 @asynccontextmanager
 async def open_clients(config: LLMsConfig, cache: ResponseCache,
                        roles: Collection[str] = ROLES) -> AsyncIterator[Clients]:
@@ -145,7 +158,7 @@ async def open_clients(config: LLMsConfig, cache: ResponseCache,
             temperature, max_tokens = sampling(cfg, role)
             client = LLMClient(
                 server.base_url, server.model, api_key=getattr(server, "api_key", None),
-                max_concurrency=cfg.max_concurrency, timeout=cfg.timeout,
+                max_concurrency=cfg.max_concurrency, timeout=request_timeout(cfg, role),
                 max_retries=cfg.max_retries, cache=cache, role=role,
                 default_params={"temperature": temperature, "max_tokens": max_tokens})
             stack.push_async_callback(client.aclose)

@@ -71,8 +71,11 @@ class LLMConfig(Section):
         "task model)."))
     max_concurrency: Int = Field(8, ge=1, description=(
         "Requests in flight at once (a server batches concurrent requests)."))
-    timeout: Float = Field(120.0, gt=0, description=(
-        "Seconds before a request is abandoned and retried."))
+    timeout: Float | None = Field(None, gt=0, description=(
+        "Seconds before a request is abandoned and retried. Default: 60 + max_tokens / 2 "
+        "(a minute to read the prompt, then 2 tokens a second, the pace of a small model on "
+        "a busy CPU: 828 s for max_tokens 1536); set it lower for a fast server. A request "
+        "that still times out after its retries fails only the candidate it was for."))
     max_retries: Int = Field(4, ge=0, description=(
         "Retries on refused connections, 5xx, 429, timeouts and garbage answers (0: none)."))
     parallel: Int = Field(4, ge=1, description=(

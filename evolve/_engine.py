@@ -13,9 +13,12 @@ The engine is the one boundary where a candidate's misdeeds stop (as Optuna's
 ``_run_trial`` is for a trial): whatever a candidate makes trusted code raise
 while its child is made, scored or validated ends as a record of that candidate
 (invalid, failed, a validation score of 0) with the exception as the reason,
-and the run goes on. Only the errors a user must fix (``USER_ERRORS``: a bad
-config, an unusable benchmark or sandbox, an LLM server that is down) stop the
-run with their message; ``KeyboardInterrupt`` and cancellation pass through.
+and the run goes on. An LLM failure after the client's retries is such a
+record too (a timeout, a 5xx, a rejected request: ``_llm_failures``), unless it
+will recur for every candidate (the server cannot be reached at all). Only the
+errors a user must fix (``USER_ERRORS``: a bad config, an unusable benchmark or
+sandbox, an LLM server that is down) stop the run with their message;
+``KeyboardInterrupt`` and cancellation pass through.
 An exception turned into a record is also logged once with its traceback, so a
 bug in trusted code stays visible.
 """
@@ -48,7 +51,8 @@ from fitness import BenchmarkError, Example
 from sandboxes import SandboxError
 
 from ._config import StageConfig
-from ._errors import CladeforgeError, LLMResponseError
+from ._errors import CladeforgeError, LLMError, LLMResponseError
+from ._llm_failures import stops_the_run
 from ._species import Founder, Scored, Species
 from ._streams import BATCH, CHILD, Streams
 from ._writer import ArchiveWriter
@@ -135,6 +139,10 @@ class Engine:
             exchanges, invalid = exc.exchanges, str(exc)
         except LLMResponseError as exc:
             invalid = f"mutator LLM gave no usable answer: {exc}"
+        except LLMError as exc:
+            if stops_the_run(exc):
+                raise
+            invalid = f"mutator LLM failed: {exc}"
         except USER_ERRORS:
             raise
         except Exception as exc:  # noqa: BLE001 - the boundary: see the module doc
@@ -175,9 +183,11 @@ class Engine:
         try:
             scores, usage, failure = await self._staged(candidate,
                                                         self.training_batch(candidate.slot))
-        except LLMResponseError as exc:
+        except LLMError as exc:
+            if stops_the_run(exc):
+                raise
             return await self._finish(Finish(
-                candidate.id, Status.FAILED, reason=f"task LLM gave no usable answer: {exc}",
+                candidate.id, Status.FAILED, reason=task_llm_reason(exc),
                 timings={"evaluate": time.perf_counter() - started}))
         except USER_ERRORS:
             raise
@@ -223,7 +233,7 @@ class Engine:
     async def validate(self, candidate: Candidate) -> Candidate:
         """Add the validation score of an evaluated candidate.
 
-        A validation that raises (the task LLM gave no usable answer, or the
+        A validation that raises (the task LLM failed for this candidate, or the
         candidate made a scorer raise, see the module doc) is recorded as a
         validation score of 0 whose every example gives the reason as its
         output: the candidate keeps its status and train score, is not
@@ -232,8 +242,10 @@ class Engine:
         examples = list(self.species.split("validation"))[: self.validation_size]
         try:
             scored = await self.species.score(candidate, "validation", examples)
-        except LLMResponseError as exc:
-            scored = _unscored("validation", examples, f"task LLM gave no usable answer: {exc}")
+        except LLMError as exc:
+            if stops_the_run(exc):
+                raise
+            scored = _unscored("validation", examples, task_llm_reason(exc))
         except USER_ERRORS:
             raise
         except Exception as exc:  # noqa: BLE001 - the boundary: see the module doc
@@ -245,6 +257,13 @@ class Engine:
     def to_validate(self, top: int) -> list[Candidate]:
         """The best ``top`` evaluated candidates by training score without a validation score."""
         return [c for c in self.storage.index.top(top) if "validation" not in c.scores]
+
+
+def task_llm_reason(error: LLMError) -> str:
+    """The recorded reason for a task-LLM failure that belongs to one candidate."""
+    if isinstance(error, LLMResponseError):
+        return f"task LLM gave no usable answer: {error}"
+    return f"task LLM failed: {error}"
 
 
 def unexpected(error: Exception, step: str, slot: int) -> str:
