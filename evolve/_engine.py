@@ -30,7 +30,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +57,7 @@ from ._species import Founder, Scored, Species
 from ._streams import BATCH, CHILD, Streams
 from ._writer import ArchiveWriter
 from .llm import LLMClient
-from .operators import InvalidChild
+from .operators import InvalidChild, NotApplicable
 from .selection import Selection, Selector
 
 logger = logging.getLogger(__name__)
@@ -123,34 +123,56 @@ class Engine:
         return cdf.tolist()
 
     async def make_child(self, slot: int, selection: Selection, generation: int) -> Child:
-        """Mutate the selected parent. An unusable result is a child marked invalid."""
+        """Mutate the selected parent. An unusable result is a child marked invalid.
+
+        An operator that cannot apply to this parent or population (``NotApplicable``,
+        e.g. a merge with no second member) gives way to another drawn among the enabled
+        operators that have not declined, so each is tried at most once; when none can
+        apply, the child is invalid with every operator's reason.
+        """
         parent = self.storage.get(selection.parent)
         rng = self.streams(CHILD, slot)
         operator = self.choose_operator(rng)
         started = time.perf_counter()
+        declined: dict[str, str] = {}  # operator name -> why it cannot apply here
+        spent: list[Mapping[str, Any]] = []  # exchanges of the operators that declined
         exchanges: Sequence[Mapping[str, Any]] = ()
         extra_parents: tuple[int, ...] = ()
         invalid: str | None = None
-        try:
-            mutation = await operator.mutate(self.species.context(parent, rng))
-            genome = self.species.genome(mutation, parent, slot)
-            exchanges, extra_parents = mutation.exchanges, mutation.extra_parents
-        except InvalidChild as exc:
-            exchanges, invalid = exc.exchanges, str(exc)
-        except LLMResponseError as exc:
-            invalid = f"mutator LLM gave no usable answer: {exc}"
-        except LLMError as exc:
-            if stops_the_run(exc):
+        while True:
+            try:
+                mutation = await operator.mutate(self.species.context(parent, rng))
+                genome = self.species.genome(mutation, parent, slot)
+                exchanges, extra_parents = mutation.exchanges, mutation.extra_parents
+            except NotApplicable as exc:
+                spent += exc.exchanges
+                declined[operator.name] = exc.reason
+                following = self.redraw_operator(rng, declined)
+                if following is not None:
+                    operator = following
+                    continue
+                invalid = (f"no enabled operator can apply to #{parent.id}: "
+                           + "; ".join(_named(n, r) for n, r in declined.items()))
+            except InvalidChild as exc:
+                exchanges, invalid = exc.exchanges, str(exc)
+            except LLMResponseError as exc:
+                invalid = f"mutator LLM gave no usable answer: {exc}"
+            except LLMError as exc:
+                if stops_the_run(exc):
+                    raise
+                invalid = f"mutator LLM failed: {exc}"
+            except USER_ERRORS:
                 raise
-            invalid = f"mutator LLM failed: {exc}"
-        except USER_ERRORS:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the boundary: see the module doc
-            invalid = unexpected(exc, "making the child", slot)
+            except Exception as exc:  # noqa: BLE001 - the boundary: see the module doc
+                invalid = unexpected(exc, "making the child", slot)
+            break
         if invalid is not None:
             genome = self.species.invalid_genome(parent)
-        record: dict[str, Any] = {"exchanges": list(exchanges),
+        exchanges = [*spent, *exchanges]
+        record: dict[str, Any] = {"exchanges": exchanges,
                                   "seconds": round(time.perf_counter() - started, 6)}
+        if declined:
+            record["declined"] = declined
         if invalid is not None:
             record["invalid"] = invalid
         return Child(NewCandidate(
@@ -158,6 +180,17 @@ class Engine:
             parent_ids=(parent.id, *extra_parents), operator=operator.name,
             generation=generation, mutation=record, usage=exchanges_usage(exchanges),
         ), () if invalid else selection.retire)
+
+    def redraw_operator(self, rng: np.random.Generator, declined: Collection[str]) -> Any:
+        """An operator drawn by weight among the enabled ones not named in ``declined``;
+        None when every one is."""
+        weights = np.where([op.name in declined for op in self._operator_list], 0.0,
+                           np.asarray(self.weights, dtype=float))
+        if not weights.sum() > 0:
+            return None
+        cdf = weights.cumsum()
+        cdf /= cdf[-1]  # an operator with weight 0 shares its predecessor's bound: never drawn
+        return self._operator_list[bisect.bisect_right(cdf.tolist(), rng.random())]
 
     def founder(self, slot: int, founder: Founder) -> Child:
         """A generation-0 candidate (the seed or an initial unit)."""
@@ -257,6 +290,11 @@ class Engine:
     def to_validate(self, top: int) -> list[Candidate]:
         """The best ``top`` evaluated candidates by training score without a validation score."""
         return [c for c in self.storage.index.top(top) if "validation" not in c.scores]
+
+
+def _named(name: str, reason: str) -> str:
+    """``reason`` led by the operator's name (once)."""
+    return reason if reason.startswith(f"{name}:") else f"{name}: {reason}"
 
 
 def task_llm_reason(error: LLMError) -> str:

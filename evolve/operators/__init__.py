@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .._schema import registry_options
+from ._applicable import NotApplicable
 from ._base import (
     SYSTEM_PROMPT,
     InvalidChild,
@@ -68,6 +69,7 @@ __all__ = [
     "Mutation",
     "MutationContext",
     "MutatorLLM",
+    "NotApplicable",
     "Operator",
     "PromptOperator",
     "Transcript",

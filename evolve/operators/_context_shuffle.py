@@ -12,7 +12,8 @@ from typing import ClassVar
 
 from .._genome import PromptGenome
 from .._schema import doc
-from ._base import InvalidChild, Mutation, MutationContext, Operator, parent_genome, pick
+from ._applicable import NotApplicable
+from ._base import Mutation, MutationContext, Operator, parent_genome, pick
 from ._text import cap
 
 
@@ -42,8 +43,8 @@ class ContextShuffle(Operator):
                               for q, a in ctx.correct_workings)
         fresh = [item for item in items if item not in parent.context]
         if not fresh:
-            raise InvalidChild("context_shuffle: the parent has no correct working-out that "
-                               "is not already in its context")
+            raise NotApplicable("context_shuffle: the parent has no correct working-out that "
+                                "is not already in its context")
         item = pick(ctx.rng, fresh)
         context = list(parent.context)
         if len(context) < self.capacity:

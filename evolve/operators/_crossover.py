@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ._base import InvalidChild, Mutation, MutationContext, Operator, member_prompt, parent_genome
+from ._applicable import NotApplicable
+from ._base import Mutation, MutationContext, Operator, member_prompt, parent_genome
 from ._donor import draw_member
 from ._text import same_text
 
@@ -33,7 +34,7 @@ class Crossover(Operator):
 
         donor = draw_member(ctx.view, ctx.rng, differs)
         if donor is None:
-            raise InvalidChild(
+            raise NotApplicable(
                 "crossover: no other population member has a different task prompt")
         prompts[slot] = str(member_prompt(ctx.view, donor, slot))
         return Mutation(parent.with_task_prompts(*prompts), extra_parents=(donor,))

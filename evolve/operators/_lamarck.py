@@ -12,7 +12,8 @@ from typing import ClassVar
 
 from .._genome import PromptGenome
 from .._schema import doc
-from ._base import InvalidChild, MutationContext, PromptOperator, Transcript, pick
+from ._applicable import NotApplicable
+from ._base import MutationContext, PromptOperator, Transcript, pick
 from ._text import cap
 
 
@@ -41,8 +42,8 @@ class Lamarckian(PromptOperator):
     async def _rewrite(self, ctx: MutationContext, genome: PromptGenome, slot: int,
                        transcript: Transcript) -> str:
         if not ctx.correct_workings:
-            raise InvalidChild("lamarckian: the parent has no correct working-out to learn from",
-                               transcript.exchanges)
+            raise NotApplicable("lamarckian: the parent has no correct working-out to learn "
+                                "from", transcript.exchanges)
         question, working = pick(ctx.rng, ctx.correct_workings)
         request = lamarckian_request(cap(question.strip(), self.max_working_chars),
                                      cap(working.strip(), self.max_working_chars))

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..._schema import doc
-from ...operators import InvalidChild, Transcript, draw_member
+from ...operators import InvalidChild, NotApplicable, Transcript, draw_member
 from ._base import (
     CodeMutation,
     CodeMutationContext,
@@ -143,8 +143,8 @@ class Merge(CodeOperator):
         donor = draw_member(ctx.view, ctx.rng, lambda cid: cid != ctx.parent.id and (
             ctx.view.get(cid).genome.get("commit") != own))
         if donor is None:
-            raise InvalidChild("merge: no other population member (with a different commit) "
-                               "to merge with")
+            raise NotApplicable("merge: no other population member (with a different commit) "
+                                "to merge with")
         return donor
 
     async def _merge(self, ctx: CodeMutationContext, donor: Mapping[str, str],
