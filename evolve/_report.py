@@ -125,8 +125,11 @@ def format_show(data: dict[str, Any]) -> str:
         f"operator: {data['operator']}   parents: {data['parents'] or '-'}   "
         f"alive: {data['alive']}" + (f" (retired by #{data['retired_by']})"
                                      if data["retired_by"] else ""),
-        "genome:",
     ]
+    for name, why in ((data["mutation"] or {}).get("declined") or {}).items():
+        named = why if why.startswith(f"{name}:") else f"{name}: {why}"
+        lines.append(f"drawn but could not apply, another operator was drawn: {named}")
+    lines.append("genome:")
     if "diffs" in data:
         lines.append(f"  commit: {data['commit'] or '-'}")
     for i, prompt in enumerate(data["genome"].get("task_prompts", [])):
@@ -149,7 +152,8 @@ def format_show(data: dict[str, Any]) -> str:
         lines.append(f"mutation request {n}:")
         for message in ex.get("messages", []):
             lines.append(f"  [{message.get('role')}] {message.get('content')}")
-        lines.append(f"mutation response {n}{' (cached)' if ex.get('cached') else ''}:")
+        notes = [note for note in ("cached" if ex.get("cached") else "", _cut(ex)) if note]
+        lines.append(f"mutation response {n}{''.join(f' ({note})' for note in notes)}:")
         lines.append(f"  {ex.get('response')}")
     if "diffs" in data:
         lines.extend(_code_lines(data))
@@ -158,6 +162,15 @@ def format_show(data: dict[str, Any]) -> str:
                  f"{usage['prompt_tokens'] + usage['completion_tokens']} tokens, "
                  f"{usage['cache_hits']} cache hits")
     return "\n".join(lines)
+
+
+def _cut(exchange: dict[str, Any]) -> str:
+    """A note when the reply stopped at max_tokens (finish_reason "length"), else ""."""
+    if exchange.get("finish_reason") != "length":
+        return ""
+    limit = (exchange.get("params") or {}).get("max_tokens")
+    at = f"max_tokens = {limit}" if limit is not None else "max_tokens"
+    return f"cut at {at}: the model had not finished; raise the mutator's max_tokens"
 
 
 def _code_lines(data: dict[str, Any]) -> list[str]:
