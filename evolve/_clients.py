@@ -87,7 +87,8 @@ def server_key(config: LLMConfig) -> tuple[Any, ...]:
     if config.backend == "vllm":
         return ("vllm", config.model, config.port, config.gpu_memory_utilization,
                 config.tensor_parallel_size, config.max_model_len, config.extra_args)
-    return ("external", config.base_url, config.model, config.api_key_env)
+    return ("external", config.base_url, config.model, config.api_key_env,
+            config.grammar_field)
 
 
 def make_server(config: LLMConfig) -> Any:
@@ -102,7 +103,7 @@ def make_server(config: LLMConfig) -> Any:
                           max_model_len=config.max_model_len, extra_args=config.extra_args,
                           startup_timeout=config.startup_timeout)
     return ExternalServer(config.base_url or "", config.model or "default",
-                          api_key_env=config.api_key_env)
+                          api_key_env=config.api_key_env, grammar_field=config.grammar_field)
 
 
 def preflight(config: LLMsConfig, roles: Collection[str] = ROLES) -> None:

@@ -64,6 +64,11 @@ class LLMConfig(Section):
     api_key_env: Name | None = Field(None, description=(
         "external: name of the environment variable holding the API key. The key is read "
         "at start and never written to the archive or the config copy."))
+    grammar_field: Name | None = Field(None, description=(
+        "external: the request field in which the server takes a GBNF grammar that "
+        "constrains an answer to the operator's format ('grammar' for a llama.cpp server, "
+        "'guided_grammar' for vLLM; a dotted name nests it). None: no grammar is sent, and "
+        "answers are only checked. llamacpp and vllm servers are always constrained."))
     temperature: Float | None = Field(None, ge=0.0, le=2.0, description=(
         "Sampling temperature (default: 0.8 for the mutator, 0.0 for the task model)."))
     max_tokens: Int | None = Field(None, ge=1, description=(

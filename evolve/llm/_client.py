@@ -63,7 +63,11 @@ class LLMClient:
     ``base_url`` includes the API prefix (``http://127.0.0.1:8000/v1``).
     ``role`` names the client in messages and logs, and the config section that
     a message tells the user to check (``llm`` -> ``llm.base_url``). The API key
-    is kept in memory only and never appears in ``repr``.
+    is kept in memory only and never appears in ``repr``. ``grammar_field`` is the
+    request field in which the server takes a GBNF grammar that constrains the
+    answer (llama.cpp: ``grammar``, vLLM: ``guided_grammar``; a dotted name such
+    as ``structured_outputs.grammar`` nests it); None: the server cannot be
+    constrained, and a grammar given to ``chat`` is not sent.
 
     Use one client per event loop; ``aclose()`` it (or use ``async with``) when
     done.
@@ -72,7 +76,8 @@ class LLMClient:
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None,
                  max_concurrency: int = 8, timeout: float = 120.0, max_retries: int = 4,
                  backoff: float = 0.5, cache: ResponseCache | None = None,
-                 default_params: Mapping[str, Any] | None = None, role: str = "llm") -> None:
+                 default_params: Mapping[str, Any] | None = None, role: str = "llm",
+                 grammar_field: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self._api_key = api_key
@@ -83,6 +88,7 @@ class LLMClient:
         self.cache = cache
         self.default_params: Mapping[str, Any] = dict(default_params or {})
         self.role = role
+        self.grammar_field = grammar_field
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: HTTPPool | None = None
         self._semaphore: asyncio.Semaphore | None = None
@@ -112,13 +118,19 @@ class LLMClient:
         self._pool = self._semaphore = self._loop = None
 
     # -- the request path ---------------------------------------------------------------
+    @property
+    def constrains(self) -> bool:
+        """True when a grammar given to ``chat`` reaches the server."""
+        return self.grammar_field is not None
+
     async def chat(self, messages: list[dict[str, str]], *, max_tokens: int | None = None,
                    temperature: float | None = None, seed: int | None = None,
-                   stop: list[str] | None = None) -> Completion:
+                   stop: list[str] | None = None, grammar: str | None = None) -> Completion:
         """One chat completion.
 
         Parameters left at None are not sent (the server's default, or the
-        client's ``default_params``, applies). Served from the cache when the
+        client's ``default_params``, applies); ``grammar`` (GBNF) only when the
+        server takes one (``constrains``). Served from the cache when the
         identical request was answered before (``cached=True``, no tokens
         counted); an identical request already in flight is awaited, not resent.
 
@@ -137,6 +149,12 @@ class LLMClient:
             body["seed"] = seed
         if stop is not None:
             body["stop"] = stop
+        if grammar is not None and self.grammar_field is not None:
+            *outer, field = self.grammar_field.split(".")
+            node = body
+            for name in outer:
+                node = node.setdefault(name, {})
+            node[field] = grammar
         data = canonical_json(body)
         key = hashlib.sha256(data).hexdigest()
 

@@ -16,11 +16,15 @@ class ExternalServer(ManagedServer):
     The API key, if the server needs one, is read at ``start()`` from the
     environment variable named by ``api_key_env``. Only that name is ever part of
     a config or a repr; the key itself stays in this object's memory (and the
-    client's) and is dropped at ``stop()``.
+    client's) and is dropped at ``stop()``. ``grammar_field``: the request field
+    in which the server takes a GBNF grammar (``grammar`` for a llama.cpp server,
+    ``guided_grammar`` for vLLM); None, the default, sends none.
     """
 
-    def __init__(self, base_url: str, model: str, api_key_env: str | None = None) -> None:
+    def __init__(self, base_url: str, model: str, api_key_env: str | None = None,
+                 grammar_field: str | None = None) -> None:
         self._base_url = base_url.rstrip("/")
+        self.grammar_field = grammar_field
         self._model = model
         self.api_key_env = api_key_env
         self._api_key: str | None = None

@@ -77,6 +77,8 @@ class LlamaCppServer(ManagedServer):
             client = server.client(max_concurrency=8)
     """
 
+    grammar_field = "grammar"
+
     def __init__(self, model_path: str | None = None, *, n_parallel: int = 4, n_ctx: int = 4096,
                  threads: int | None = None, seed: int | None = None, host: str = "127.0.0.1",
                  port: int = 0, alias: str | None = None,

@@ -31,7 +31,13 @@ logger = logging.getLogger(__name__)
 
 
 class ManagedServer(ABC):
-    """An OpenAI-compatible inference server the framework starts and stops."""
+    """An OpenAI-compatible inference server the framework starts and stops.
+
+    ``grammar_field``: the request field in which it takes a GBNF grammar that
+    constrains the answer (None: it takes none).
+    """
+
+    grammar_field: str | None = None
 
     @property
     @abstractmethod
@@ -64,7 +70,9 @@ class ManagedServer(ABC):
         await self.stop()
 
     def client(self, **options: Any) -> LLMClient:
-        """An :class:`LLMClient` for this server (options as for ``LLMClient``)."""
+        """An :class:`LLMClient` for this server (options as for ``LLMClient``; the
+        server's ``grammar_field`` unless given)."""
+        options.setdefault("grammar_field", self.grammar_field)
         return LLMClient(self.base_url, self.model, api_key=self.api_key, **options)
 
 

@@ -49,6 +49,8 @@ class VLLMServer(SubprocessServer):
     None).
     """
 
+    grammar_field = "guided_grammar"  # guided decoding (xgrammar or outlines backend)
+
     def __init__(self, model: str, *, port: int | None = None, host: str = "127.0.0.1",
                  gpu_memory_utilization: float = 0.9, tensor_parallel_size: int = 1,
                  max_model_len: int | None = None, seed: int | None = None,

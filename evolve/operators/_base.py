@@ -23,6 +23,7 @@ from archive import ArchiveIndex, Candidate
 
 from .._errors import LLMResponseError
 from .._genome import PromptGenome
+from .._grammar import Chars, Grammar, Repeat, seq
 from .._schema import doc
 from ..llm._types import Completion
 from ._text import MAX_PROMPT_CHARS, clean_prompt, same_text
@@ -40,7 +41,7 @@ class MutatorLLM(Protocol):
 
     async def chat(self, messages: list[dict[str, str]], *, max_tokens: int | None = None,
                    temperature: float | None = None, seed: int | None = None,
-                   stop: list[str] | None = None) -> Completion: ...
+                   stop: list[str] | None = None, grammar: str | None = None) -> Completion: ...
 
 
 @dataclass(frozen=True)
@@ -92,38 +93,47 @@ class Transcript:
     """The mutator LLM as one mutation sees it: seeded from the rng, every exchange kept.
 
     ``system`` is the system message of every request (the code operators use their own).
+    With ``constrained``, ``ask_prompt`` constrains each answer to one instruction (a
+    grammar the server enforces while the model writes, when it takes one).
     """
 
     def __init__(self, llm: MutatorLLM, rng: np.random.Generator, *, max_tokens: int | None,
-                 temperature: float | None, system: str = SYSTEM_PROMPT) -> None:
+                 temperature: float | None, system: str = SYSTEM_PROMPT,
+                 constrained: bool = False) -> None:
         self.llm = llm
         self.rng = rng
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.system = system
+        self.constrained = constrained
         self.exchanges: list[dict[str, Any]] = []
 
     @classmethod
-    def of(cls, ctx: MutationContext) -> Transcript:
-        return cls(ctx.llm, ctx.rng, max_tokens=ctx.max_tokens, temperature=ctx.temperature)
+    def of(cls, ctx: MutationContext, *, constrained: bool = False) -> Transcript:
+        return cls(ctx.llm, ctx.rng, max_tokens=ctx.max_tokens, temperature=ctx.temperature,
+                   constrained=constrained)
 
     async def ask(self, request: str, *, stop: list[str] | None = None,
-                  system: str | None = None) -> str:
+                  system: str | None = None, grammar: Grammar | None = None) -> str:
         """Send ``request`` as the user message and return the answer text.
 
-        ``system`` replaces the transcript's system message for this request only.
+        ``system`` replaces the transcript's system message for this request only;
+        ``grammar`` constrains the answer (its GBNF is recorded with the request).
         A server answer that is no usable completion becomes an :class:`InvalidChild`
         (with the exchanges so far); other LLM errors propagate.
         """
         messages = [{"role": "system", "content": self.system if system is None else system},
                     {"role": "user", "content": request}]
         seed = int(self.rng.integers(_SEED_BOUND))
+        gbnf = grammar.gbnf() if grammar is not None else None
         params = {"max_tokens": self.max_tokens, "temperature": self.temperature,
                   "seed": seed, "stop": stop}
+        if gbnf is not None:
+            params["grammar"] = gbnf
         try:
             completion = await self.llm.chat(
                 [dict(m) for m in messages], max_tokens=self.max_tokens,
-                temperature=self.temperature, seed=seed, stop=stop)
+                temperature=self.temperature, seed=seed, stop=stop, grammar=gbnf)
         except LLMResponseError as exc:
             self.exchanges.append({"messages": messages, "params": params, "response": None,
                                    "error": str(exc), "cached": False,
@@ -141,8 +151,9 @@ class Transcript:
                          max_chars: int = MAX_PROMPT_CHARS, first_line: bool = False,
                          system: str | None = None) -> str:
         """Ask, and clean the answer into one prompt; an answer without one is rejected."""
-        text = clean_prompt(await self.ask(request, system=system), max_chars=max_chars,
-                            first_line=first_line)
+        grammar = instruction_grammar(max_chars) if self.constrained else None
+        text = clean_prompt(await self.ask(request, system=system, grammar=grammar),
+                            max_chars=max_chars, first_line=first_line)
         if not text:
             raise self.reject(f"the mutator's answer held no usable {what}")
         return text
@@ -162,6 +173,13 @@ class Transcript:
 
 
 # -- helpers shared by operators ---------------------------------------------------------------
+def instruction_grammar(max_chars: int) -> Grammar:
+    """One instruction on one line, at most ``max_chars`` characters, starting with neither
+    a space, a quote, a list mark nor a heading mark (no preamble to cut off)."""
+    first = Chars(" \t\n\"'`*#>-", negate=True)
+    return Grammar({"root": seq(first, Repeat(Chars("\n", negate=True), 0, max_chars - 1))})
+
+
 def parent_genome(ctx: MutationContext) -> PromptGenome:
     return PromptGenome.from_dict(ctx.parent.genome)
 
@@ -202,6 +220,10 @@ class PromptOperator(Operator):
     every_prompt: bool = doc(
         "With several task prompts per unit, rewrite all of them instead of one chosen "
         "at random.", False)
+    constrained: bool = doc(
+        "Constrain each answer, while the model writes it, to one instruction of at most "
+        "max_chars characters on one line, with no quote, list mark or heading before it "
+        "(on servers that take a grammar; others are asked unconstrained).", True)
 
     def __post_init__(self) -> None:
         if self.max_chars < 20:
@@ -209,7 +231,7 @@ class PromptOperator(Operator):
 
     async def mutate(self, ctx: MutationContext) -> Mutation:
         parent = parent_genome(ctx)
-        transcript = Transcript.of(ctx)
+        transcript = Transcript.of(ctx, constrained=self.constrained)
         genome = await self._prepare(ctx, parent, transcript)
         n = len(genome.task_prompts)
         slots = range(n) if self.every_prompt else [int(ctx.rng.integers(n))]

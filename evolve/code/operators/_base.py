@@ -86,9 +86,9 @@ class CodeOperator(ABC):
 
 
 # -- helpers shared by code operators -----------------------------------------------------------
-def code_transcript(ctx: CodeMutationContext) -> Transcript:
+def code_transcript(ctx: CodeMutationContext, *, constrained: bool = False) -> Transcript:
     return Transcript(ctx.llm, ctx.rng, max_tokens=ctx.max_tokens, temperature=ctx.temperature,
-                      system=CODE_SYSTEM_PROMPT)
+                      system=CODE_SYSTEM_PROMPT, constrained=constrained)
 
 
 def parent_mutation_prompt(ctx: CodeMutationContext) -> str:
@@ -176,6 +176,12 @@ class LLMCodeOperator(CodeOperator):
     context_chars: int = doc(
         "Read-only files shown to the mutator for reference, in characters in total "
         "(files are shown whole, in path order, while they fit; 0 shows none).", 4000)
+    constrained: bool = doc(
+        "Constrain the answer to the operator's format while the model writes it, with a "
+        "grammar built for the parent (diff_edit: SEARCH text only from whole lines of the "
+        "editable regions; full_rewrite: one fenced file keeping the frozen text; mutation "
+        "prompts: one instruction). Servers that take no grammar are asked unconstrained.",
+        True)
 
     def __post_init__(self) -> None:
         if self.feedback_chars < 0 or self.context_chars < 0:

@@ -11,12 +11,17 @@ reference), then the answer format. The answer must hold one or more blocks::
     new lines
     >>>>>>> REPLACE
 
-(the path line may be left out when one file may evolve). Parsing and applying
+(the path line may be left out when one file may evolve). With ``constrained``
+(the default) the server makes the model write exactly this shape, with SEARCH
+text made of whole lines of the parent's editable regions (``_grammars``), so
+every block applies. Parsing and applying
 are the pure functions of ``_code_patch``; the child is invalid when no block
 parses, a SEARCH text is not found or matches several places, a block targets a
 file that may not evolve, an edit changes text outside the EVOLVE-BLOCK regions
 (or the markers), the result equals the parent, or a ``.py`` file no longer
-compiles.
+compiles. An answer cut off at ``max_tokens`` keeps the blocks written whole,
+and a block searching for the same text as an earlier one is dropped (the first
+version of an edit is kept).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ..._grammar import Grammar
 from ..._schema import doc
 from ...operators import Transcript
 from ._base import (
@@ -37,7 +43,15 @@ from ._base import (
     language,
     parent_mutation_prompt,
 )
-from ._patch import PatchError, apply_blocks, parse_blocks, resolve_path
+from ._grammars import diff_grammar
+from ._patch import (
+    PatchError,
+    apply_blocks,
+    complete_part,
+    parse_blocks,
+    resolve_path,
+    without_repeats,
+)
 
 
 def diff_format(paths: Sequence[str]) -> str:
@@ -78,15 +92,19 @@ class DiffEdit(LLMCodeOperator):
 
     async def mutate(self, ctx: CodeMutationContext) -> CodeMutation:
         paths = editable_files(ctx)
-        transcript = code_transcript(ctx)
+        transcript = code_transcript(ctx, constrained=self.constrained)
         mutation_prompt, note = await self._mutation_prompt(ctx, transcript)
         answer = await transcript.ask(
-            f"{self.overview(ctx, mutation_prompt, paths)}\n\n{diff_format(paths)}")
+            f"{self.overview(ctx, mutation_prompt, paths)}\n\n{diff_format(paths)}",
+            grammar=self._grammar(ctx, paths))
+        if transcript.exchanges[-1].get("finish_reason") == "length":
+            answer = complete_part(answer) or answer  # cut off: the blocks written whole
         try:
             blocks = parse_blocks(answer)
             if len(blocks) > self.max_blocks:
                 raise PatchError(f"the answer holds {len(blocks)} SEARCH/REPLACE blocks "
                                  f"(at most {self.max_blocks} are accepted)")
+            blocks = without_repeats(blocks)
             files = apply_blocks(ctx.parent_files, blocks, ctx.evolve_paths,
                                  tolerant=self.tolerant)
         except PatchError as exc:
@@ -95,6 +113,16 @@ class DiffEdit(LLMCodeOperator):
         count = f"{len(blocks)} block{'s' if len(blocks) > 1 else ''}"
         return finish(transcript, ctx, files, who="the edit", mutation_prompt=mutation_prompt,
                       message=f"{self.name}: {note}{count} in {', '.join(touched)}")
+
+    def _grammar(self, ctx: CodeMutationContext, paths: Sequence[str]) -> Grammar | None:
+        """Blocks that search whole lines of the parent's editable regions (None when
+        unconstrained, or when no line there is unique enough to search for)."""
+        if not self.constrained:
+            return None
+        try:
+            return diff_grammar(ctx.parent_files, paths, self.max_blocks)
+        except ValueError:
+            return None
 
     async def _mutation_prompt(self, ctx: CodeMutationContext,
                                transcript: Transcript) -> tuple[str, str]:

@@ -6,7 +6,9 @@ the task and the feedback, and asks for the complete new file in one fenced
 code block. The largest fenced block of the answer is taken (the last of equally
 large ones); an answer without a closed, non-empty block is invalid. A file with
 EVOLVE-BLOCK regions must keep its text outside them exactly; a ``.py`` file
-must compile; the new file must differ from the old.
+must compile; the new file must differ from the old. With ``constrained`` (the
+default) the server makes the model write one fenced file whose text outside the
+EVOLVE-BLOCK regions is the parent's (``_grammars``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ._base import (
     language,
     parent_mutation_prompt,
 )
+from ._grammars import rewrite_grammar
 from ._patch import PatchError, code_from_answer
 
 
@@ -43,9 +46,12 @@ class FullRewrite(LLMCodeOperator):
     async def mutate(self, ctx: CodeMutationContext) -> CodeMutation:
         path = pick(ctx.rng, editable_files(ctx))
         mutation_prompt = parent_mutation_prompt(ctx)
-        transcript = code_transcript(ctx)
+        transcript = code_transcript(ctx, constrained=self.constrained)
+        grammar = (rewrite_grammar(path, ctx.parent_files[path], language(path))
+                   if self.constrained else None)
         answer = await transcript.ask(
-            f"{self.overview(ctx, mutation_prompt, [path])}\n\n{rewrite_format(path)}")
+            f"{self.overview(ctx, mutation_prompt, [path])}\n\n{rewrite_format(path)}",
+            grammar=grammar)
         try:
             code = code_from_answer(answer)
         except PatchError as exc:

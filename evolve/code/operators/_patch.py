@@ -139,6 +139,28 @@ def parse_blocks(answer: str) -> list[EditBlock]:
     return blocks
 
 
+def complete_part(answer: str) -> str | None:
+    """``answer`` up to the end of its last complete block (None: no block is complete):
+    what can be used of an answer cut off in the middle of a block."""
+    lines = answer.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    ends = [i for i, ln in enumerate(lines) if _REPLACE.match(ln)]
+    return "\n".join(lines[: ends[-1] + 1]) + "\n" if ends else None
+
+
+def without_repeats(blocks: Sequence[EditBlock]) -> list[EditBlock]:
+    """``blocks`` without those that search for the same text as an earlier block (a small
+    model's loop writes the same edit again, or another version of it: neither would apply
+    to the edited file); the first is kept."""
+    seen: set[tuple[str | None, str]] = set()
+    kept = []
+    for block in blocks:
+        key = (block.path, block.search)
+        if key not in seen:
+            seen.add(key)
+            kept.append(block)
+    return kept
+
+
 def format_block(path: str | None, search: str, replace: str) -> str:
     """A block as the operators ask for it (the inverse of :func:`parse_blocks`)."""
     return f"{path or ''}\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n"

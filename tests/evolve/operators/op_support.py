@@ -26,9 +26,10 @@ class ScriptedLLM:
 
     async def chat(self, messages: list[dict[str, str]], *, max_tokens: int | None = None,
                    temperature: float | None = None, seed: int | None = None,
-                   stop: list[str] | None = None) -> Completion:
+                   stop: list[str] | None = None, grammar: str | None = None) -> Completion:
         self.calls.append({"messages": [dict(m) for m in messages], "max_tokens": max_tokens,
-                           "temperature": temperature, "seed": seed, "stop": stop})
+                           "temperature": temperature, "seed": seed, "stop": stop,
+                           "grammar": grammar})
         if not self.answers:
             raise AssertionError("the scripted LLM ran out of answers")
         answer = self.answers.pop(0)
@@ -92,7 +93,8 @@ def assert_recorded(mutation_or_exchanges: Any, llm: ScriptedLLM) -> None:
         assert ex["messages"] == call["messages"]
         assert ex["params"] == {"max_tokens": call["max_tokens"],
                                 "temperature": call["temperature"], "seed": call["seed"],
-                                "stop": call["stop"]}
+                                "stop": call["stop"],
+                                **({"grammar": call["grammar"]} if call["grammar"] else {})}
         assert isinstance(call["seed"], int)
         assert ex["prompt_tokens"] == 11 * (i + 1)
         assert ex["cached"] is llm.cached

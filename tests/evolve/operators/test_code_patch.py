@@ -13,6 +13,7 @@ from evolve.code.operators._patch import (
     apply_block,
     apply_blocks,
     code_from_answer,
+    complete_part,
     conflict_line,
     format_block,
     frozen_parts,
@@ -20,6 +21,7 @@ from evolve.code.operators._patch import (
     parse_blocks,
     resolve_path,
     syntax_error,
+    without_repeats,
 )
 
 SRC = "def f(x):\n    y = x + 1\n    return y\n\n\ndef g():\n    return 2\n"
@@ -309,3 +311,23 @@ def test_code_from_answer_rejects(answer: str, reason: str) -> None:
     with pytest.raises(PatchError) as info:
         code_from_answer(answer)
     assert info.value.reason == reason
+
+
+# -- salvaging a small model's answer ----------------------------------------------------------
+def test_an_answer_cut_off_mid_block_keeps_the_blocks_written_whole() -> None:
+    whole = format_block("solve.py", "    y = x + 1\n", "    y = x + 2\n")
+    cut = whole + "\nsolve.py\n<<<<<<< SEARCH\n    return y\n=====\n    return"
+    assert complete_part(cut) == whole
+    assert parse_blocks(complete_part(cut)) == parse_blocks(whole)
+    assert complete_part("solve.py\n<<<<<<< SEARCH\n    return y\n") is None
+
+
+def test_a_block_searching_for_text_already_searched_is_dropped_and_the_first_kept() -> None:
+    first = format_block("solve.py", "    y = x + 1\n", "    y = x + 2\n")
+    again = format_block("solve.py", "    y = x + 1\n", "    y = x + 3\n")
+    other = format_block("solve.py", "    return y\n", "    return -y\n")
+    kept = without_repeats(parse_blocks(first + again + first + other))
+    assert [(b.search, b.replace) for b in kept] == [("    y = x + 1\n", "    y = x + 2\n"),
+                                                      ("    return y\n", "    return -y\n")]
+    child = apply_blocks({"solve.py": SRC}, kept, ["solve.py"])["solve.py"]
+    assert "y = x + 2" in child and "return -y" in child

@@ -1,0 +1,69 @@
+"""The constrained request reaches llama.cpp: with the embedded model, ``diff_edit`` on the
+circle-packing seed program writes blocks that parse and apply inside the EVOLVE-BLOCK at
+every seed, where the same requests unconstrained do not; a prompt operator's answer is one
+instruction."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from evolve.code.operators import DiffEdit, FullRewrite
+from evolve.llm import LlamaCppServer
+from evolve.operators import InvalidChild
+from fitness.code import CirclePackingBenchmark
+from tests.evolve.operators.code_support import code_context
+
+SEEDS = range(4)
+
+
+def outcome(server: LlamaCppServer, operator: DiffEdit | FullRewrite, seed: int
+            ) -> tuple[str, str | None]:
+    """(the answer, why its child is invalid or None) for one seeded request."""
+    bench = CirclePackingBenchmark()
+    files, paths = dict(bench.seed_files()), bench.evolve_paths()
+
+    async def go() -> tuple[str, str | None]:
+        async with server.client(max_concurrency=1) as client:
+            ctx = code_context({1: files}, client, evolve_paths=paths, seed=seed,  # type: ignore[arg-type]
+                               max_tokens=512, temperature=0.8)
+            try:
+                mutation = await operator.mutate(ctx)
+            except InvalidChild as exc:
+                return exc.exchanges[-1]["response"], exc.reason
+            return mutation.exchanges[-1]["response"], None
+
+    return asyncio.run(go())
+
+
+#: the reasons of an answer that does not follow the format or does not apply
+FORMAT_FAILURES = ("block", "SEARCH", "not found", "EVOLVE-BLOCK", "several places")
+
+
+def format_failure(reason: str | None) -> bool:
+    """An answer that breaks the format, not one cut off at max_tokens mid-block (the
+    grammar cannot make a reply shorter)."""
+    return (reason is not None and any(word in reason for word in FORMAT_FAILURES)
+            and "cut off" not in reason)
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_constrained_diff_edit_answers_apply_where_unconstrained_ones_do_not(
+        llamacpp_server: LlamaCppServer) -> None:
+    constrained = [outcome(llamacpp_server, DiffEdit(), s) for s in SEEDS]
+    unconstrained = [outcome(llamacpp_server, DiffEdit(constrained=False), s) for s in SEEDS]
+    assert not any(format_failure(reason) for _, reason in constrained), constrained
+    assert sum(reason is None for _, reason in constrained) >= 2, constrained  # valid children
+    assert all(answer.startswith("packing.py\n<<<<<<< SEARCH\n") for answer, _ in constrained)
+    assert any(format_failure(reason) for _, reason in unconstrained), unconstrained
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_a_constrained_rewrite_keeps_the_frozen_text(llamacpp_server: LlamaCppServer) -> None:
+    for seed in SEEDS[:2]:
+        answer, reason = outcome(llamacpp_server, FullRewrite(), seed)
+        assert answer.startswith("```python\n")
+        assert reason is None or "outside its EVOLVE-BLOCK" not in reason, reason
