@@ -1,7 +1,8 @@
 """The ``evolve`` command line: run, resume, fork, status, lineage, show, checkout, sandbox.
 
 Errors a user can fix print one line and exit with code 2; Ctrl-C stops a run
-cleanly (exit code 130) and ``evolve resume`` carries on.
+cleanly (exit code 130) and ``evolve resume`` carries on. Output whose reader
+stops reading (``evolve show RUN ID | head``) ends quietly with exit code 0.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -32,6 +34,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        code = _handle(args)
+        sys.stdout.flush()  # a reader that has gone is met here, not at the exit's flush
+    except BrokenPipeError:
+        _discard_stdout()
+        return 0
+    return code
+
+
+def _handle(args: argparse.Namespace) -> int:
+    try:
         return args.handler(args)
     except (CladeforgeError, ArchiveError, SandboxError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -39,6 +51,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nstopped; continue with 'evolve resume RUN_DIR'", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null: its reader closed the pipe (e.g. ``| head``),
+    and Python flushes what is still buffered at exit (Python's documented recipe for
+    SIGPIPE, without the traceback)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor behind sys.stdout: nothing to flush
+        pass
 
 
 def _parser() -> argparse.ArgumentParser:
