@@ -10,7 +10,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from evolve._grammar import Chars, Grammar, GrammarError, Lit, Ref, Repeat, alt, opt, seq
-from evolve.code.operators._grammars import diff_grammar, editable_regions, rewrite_grammar
+from evolve.code.operators._grammars import (
+    REPLACE_LINE_CHARS,
+    diff_grammar,
+    editable_regions,
+    rewrite_grammar,
+)
 from evolve.code.operators._patch import (
     apply_blocks,
     code_from_answer,
@@ -196,3 +201,12 @@ def test_an_instruction_is_one_line_of_bounded_length_with_no_mark_before_it(tex
     ok = 1 <= len(text) <= 40 and text[0] not in " \t\"'`*#>-"
     assert grammar.matches(text) is ok
     assert not grammar.matches(text + "\nmore")
+
+
+def test_a_replace_text_is_bounded_so_a_looping_model_must_close_its_block() -> None:
+    text = "a = 1\nb = 2\nc = 3\n"  # one region of 3 lines: at most 2 * 3 + 4 REPLACE lines
+    grammar = diff_grammar({"s.py": text}, ["s.py"], max_blocks=1)
+    assert grammar.matches(block("s.py", "a = 1\n", ["x = 0"] * 10))
+    assert not grammar.matches(block("s.py", "a = 1\n", ["x = 0"] * 11))
+    assert grammar.matches(block("s.py", "a = 1\n", ["x" * REPLACE_LINE_CHARS]))
+    assert not grammar.matches(block("s.py", "a = 1\n", ["x" * (REPLACE_LINE_CHARS + 1)]))
