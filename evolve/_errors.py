@@ -27,6 +27,10 @@ class LLMResponseError(LLMError):
     """The server answered, but with something that is not a usable completion."""
 
 
+class LLMRejectedError(LLMError):
+    """The server refused the request itself (HTTP 4xx other than 429)."""
+
+
 class ServerStartError(CladeforgeError):
     """A managed inference server could not be started or never became healthy."""
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from evolve._errors import LLMError, LLMResponseError
+from evolve._errors import LLMError, LLMRejectedError, LLMResponseError
 from evolve.llm._cache_key import canonical_json
 from evolve.llm._http import HTTPPool
 from evolve.llm._response_cache import ResponseCache
@@ -281,8 +281,8 @@ class LLMClient:
                 continue
             self._counts["failures"] += 1
             hint = _hint_4xx(self, response.status)
-            raise LLMError(f"{_who(self.role)} at {self.base_url} rejected the request "
-                           f"(HTTP {response.status}): {message}. {hint}")
+            raise LLMRejectedError(f"{_who(self.role)} at {self.base_url} rejected the request "
+                                   f"(HTTP {response.status}): {message}. {hint}")
         self._counts["failures"] += 1
         raise self._final_error(kind, cause, attempts) from last_exc
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from archive import ArchiveIndex, Candidate
 
-from .._errors import LLMResponseError
+from .._errors import LLMRejectedError, LLMResponseError
 from .._genome import PromptGenome
 from .._grammar import Chars, Grammar, Repeat, seq
 from .._schema import doc
@@ -118,16 +118,30 @@ class Transcript:
         """Send ``request`` as the user message and return the answer text.
 
         ``system`` replaces the transcript's system message for this request only;
-        ``grammar`` constrains the answer (its GBNF is recorded with the request).
-        A server answer that is no usable completion becomes an :class:`InvalidChild`
-        (with the exchanges so far); other LLM errors propagate.
+        ``grammar`` constrains the answer (its GBNF is recorded with the request); a
+        server that refuses the grammar is asked again without it (both exchanges are
+        recorded). A server answer that is no usable completion becomes an
+        :class:`InvalidChild` (with the exchanges so far); other LLM errors propagate.
         """
         messages = [{"role": "system", "content": self.system if system is None else system},
                     {"role": "user", "content": request}]
         seed = int(self.rng.integers(_SEED_BOUND))
         gbnf = grammar.gbnf() if grammar is not None else None
-        params = {"max_tokens": self.max_tokens, "temperature": self.temperature,
-                  "seed": seed, "stop": stop}
+        try:
+            completion = await self._send(messages, seed, stop, gbnf)
+        except LLMRejectedError as exc:
+            if gbnf is None:
+                raise
+            # the server refused the grammar (its own limits): ask again unconstrained
+            self.exchanges[-1]["grammar_refused"] = str(exc)
+            completion = await self._send(messages, seed, stop, None)
+        return completion.text
+
+    async def _send(self, messages: list[dict[str, str]], seed: int, stop: list[str] | None,
+                    gbnf: str | None) -> Completion:
+        """One request, recorded as an exchange whatever comes of it."""
+        params: dict[str, Any] = {"max_tokens": self.max_tokens,
+                                  "temperature": self.temperature, "seed": seed, "stop": stop}
         if gbnf is not None:
             params["grammar"] = gbnf
         try:
@@ -139,13 +153,18 @@ class Transcript:
                                    "error": str(exc), "cached": False,
                                    "prompt_tokens": 0, "completion_tokens": 0})
             raise self.reject(f"mutator LLM gave no usable answer: {exc}") from exc
+        except LLMRejectedError as exc:
+            self.exchanges.append({"messages": messages, "params": params, "response": None,
+                                   "error": str(exc), "cached": False,
+                                   "prompt_tokens": 0, "completion_tokens": 0})
+            raise
         self.exchanges.append({
             "messages": messages, "params": params, "response": completion.text,
             "cached": completion.cached, "prompt_tokens": completion.prompt_tokens,
             "completion_tokens": completion.completion_tokens,
             "finish_reason": completion.finish_reason,
         })
-        return completion.text
+        return completion
 
     async def ask_prompt(self, request: str, *, what: str = "prompt",
                          max_chars: int = MAX_PROMPT_CHARS, first_line: bool = False,

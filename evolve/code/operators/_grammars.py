@@ -15,12 +15,9 @@ from collections.abc import Mapping, Sequence
 from ..._grammar import REST_OF_LINE, Chars, Grammar, Lit, Node, Ref, Repeat, alt, opt, seq
 from ._patch import MARKER_END, MARKER_START, has_markers
 
-#: longest REPLACE line, in characters
-REPLACE_LINE_CHARS = 200
-#: a REPLACE line: anything but a line that could be read as a block marker
-_REPLACE_LINE = alt(seq(Chars("<=>\n", negate=True),
-                        Repeat(Chars("\n", negate=True), 0, REPLACE_LINE_CHARS - 1), Lit("\n")),
-                    Lit("\n"))
+#: a REPLACE line: anything but a line that could be read as a block marker (its length is
+#: not bounded: llama.cpp refuses a bounded repetition inside another one)
+_REPLACE_LINE = alt(seq(Chars("<=>\n", negate=True), REST_OF_LINE), Lit("\n"))
 #: a line of a rewritten file or region: anything but a line that could close the fence
 _CODE_LINE = alt(seq(Chars("`\n", negate=True), REST_OF_LINE), Lit("\n"))
 #: a line with something on it
@@ -88,9 +85,8 @@ def _search_rules(tag: str, text: str) -> tuple[dict[str, Node], Node | None]:
 def diff_grammar(files: Mapping[str, str], paths: Sequence[str], max_blocks: int) -> Grammar:
     """One to ``max_blocks`` SEARCH/REPLACE blocks, each naming one of ``paths`` on its
     first line and searching whole lines of that file's editable regions. A REPLACE text
-    holds at most twice the lines of the longest region, plus four, of at most
-    ``REPLACE_LINE_CHARS`` characters each: a small model that starts repeating itself
-    is made to close the block before its reply is cut off."""
+    holds at most twice the lines of the longest region, plus four: a small model that
+    starts repeating itself is made to close the block before its reply is cut off."""
     rules: dict[str, Node] = {}
     blocks: list[Node] = []
     for n, path in enumerate(paths):

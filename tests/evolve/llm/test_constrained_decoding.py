@@ -10,9 +10,11 @@ import asyncio
 import pytest
 
 from evolve.code.operators import DiffEdit, FullRewrite
+from evolve.code.operators._grammars import diff_grammar, rewrite_grammar
 from evolve.llm import LlamaCppServer
 from evolve.operators import InvalidChild
-from fitness.code import CirclePackingBenchmark
+from evolve.operators._base import instruction_grammar
+from fitness.code import CirclePackingBenchmark, make_code_benchmark
 from tests.evolve.operators.code_support import code_context
 
 SEEDS = range(4)
@@ -67,3 +69,27 @@ def test_a_constrained_rewrite_keeps_the_frozen_text(llamacpp_server: LlamaCppSe
         answer, reason = outcome(llamacpp_server, FullRewrite(), seed)
         assert answer.startswith("```python\n")
         assert reason is None or "outside its EVOLVE-BLOCK" not in reason, reason
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_llama_cpp_takes_every_grammar_built_for_the_shipped_seed_programs(
+        llamacpp_server: LlamaCppServer) -> None:
+    """llama.cpp refuses some grammars our matcher accepts (e.g. a bounded repetition
+    inside another): each grammar of the shipped programs must start a completion."""
+    grammars = {"instruction": instruction_grammar(400)}
+    for kind in ("circle_packing", "bin_packing", "humaneval_agent"):
+        bench = make_code_benchmark(kind)
+        files, paths = dict(bench.seed_files()), list(bench.evolve_paths())
+        grammars[f"{kind} diff"] = diff_grammar(files, paths, max_blocks=16)
+        for path in paths:
+            grammars[f"{kind} rewrite {path}"] = rewrite_grammar(path, files[path], "python")
+
+    async def go() -> dict[str, str]:
+        async with llamacpp_server.client(max_retries=0) as client:
+            return {name: (await client.chat([{"role": "user", "content": "Go."}],
+                                             max_tokens=2, grammar=g.gbnf())).text
+                    for name, g in grammars.items()}
+
+    answers = asyncio.run(go())
+    assert set(answers) == set(grammars)

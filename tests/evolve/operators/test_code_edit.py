@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evolve._errors import LLMResponseError
+from evolve._errors import LLMRejectedError, LLMResponseError
 from evolve.code.operators import CODE_SYSTEM_PROMPT, CodeMutation, DiffEdit, HyperDiff
 from evolve.code.operators._patch import format_block
 from evolve.operators import SYSTEM_PROMPT, InvalidChild
@@ -258,3 +258,26 @@ def test_hyper_diff_is_deterministic() -> None:
     assert once(3) == once(3)
     prompts = {once(seed)[1][0]["messages"][1]["content"].split("\n")[0] for seed in range(12)}
     assert prompts == set(HYPER)  # the hyper-mutation prompt is drawn from the rng
+
+
+# -- the answer grammar -------------------------------------------------------------------------
+def test_the_request_carries_the_parents_grammar_and_records_it() -> None:
+    answer = format_block("solve.py", "    return total\n", "    return total * 2\n")
+    mutation, llm = edit(answer)
+    grammar = llm.calls[0]["grammar"]
+    assert grammar and '"    return total\\n"' in grammar and "solve.py" in grammar
+    assert mutation.exchanges[0]["params"]["grammar"] == grammar
+    _, free = edit(answer, operator=DiffEdit(constrained=False))
+    assert free.calls[0]["grammar"] is None
+
+
+def test_a_server_that_refuses_the_grammar_is_asked_again_without_it() -> None:
+    answer = format_block("solve.py", "    return total\n", "    return total * 2\n")
+    llm = ScriptedLLM([LLMRejectedError("HTTP 400: failed to parse grammar"), answer])
+    mutation = run_code(DiffEdit(), code_context({1: TREE}, llm))
+    first, second = mutation.exchanges
+    assert first["grammar_refused"] == "HTTP 400: failed to parse grammar"
+    assert first["response"] is None and first["params"]["grammar"]
+    assert "grammar" not in second["params"] and second["response"] == answer
+    assert [c["grammar"] is None for c in llm.calls] == [False, True]
+    assert "return total * 2" in mutation.files["solve.py"]
