@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import re
 
-from ._errors import LLMError, LLMResponseError
+from ._errors import LLMError, LLMRejectedError, LLMResponseError
 from .llm._http import HTTPProtocolError
 
 #: HTTP statuses that every request of the run would get
 _RECURRING_STATUS = frozenset({401, 403, 404})
-#: how the client names the status of a rejected request (``LLMClient``'s message)
+#: how the client names the status in an ``LLMRejectedError``'s message
 _REJECTED = re.compile(r"rejected the request \(HTTP (\d{3})\)")
 
 
@@ -37,5 +37,7 @@ def stops_the_run(error: LLMError) -> bool:
         return True  # the URL is no http(s) URL
     if isinstance(cause, OSError):  # the connection could not be made, or did not answer
         return not isinstance(cause, TimeoutError | HTTPProtocolError)
-    rejected = _REJECTED.search(str(error))
-    return rejected is not None and int(rejected.group(1)) in _RECURRING_STATUS
+    if isinstance(error, LLMRejectedError):
+        status = _REJECTED.search(str(error))
+        return status is not None and int(status.group(1)) in _RECURRING_STATUS
+    return False  # a 5xx or 429 on every attempt

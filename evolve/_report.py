@@ -154,7 +154,10 @@ def format_show(data: dict[str, Any]) -> str:
             lines.append(f"  [{message.get('role')}] {message.get('content')}")
         notes = [note for note in ("cached" if ex.get("cached") else "", _cut(ex)) if note]
         lines.append(f"mutation response {n}{''.join(f' ({note})' for note in notes)}:")
-        lines.append(f"  {ex.get('response')}")
+        if ex.get("response") is None and ex.get("error"):
+            lines.append(f"  (no answer: {ex['error']})")
+        else:
+            lines.append(f"  {ex.get('response')}")
     if "diffs" in data:
         lines.extend(_code_lines(data))
     usage = data["usage"]

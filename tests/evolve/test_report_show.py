@@ -68,3 +68,10 @@ def test_operators_that_could_not_apply_are_listed() -> None:
             "member (with a different commit) to merge with") in text
     assert ("drawn but could not apply, another operator was drawn: lamarckian: nothing to "
             "learn from") in text
+
+
+def test_a_request_that_got_no_answer_shows_why() -> None:
+    error = "mutator LLM server at http://h/v1 rejected the request (HTTP 400): bad grammar"
+    text = shown({"exchanges": [{"messages": [], "params": {"max_tokens": 64},
+                                 "response": None, "error": error}]})
+    assert f"mutation response 1:\n  (no answer: {error})" in text
