@@ -108,8 +108,10 @@ def bootstrap_interval(diffs: list[float], confidence: float = CONFIDENCE,
     means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
     tail = (1.0 - confidence) / 2
     low, high = np.quantile(means, [tail, 1.0 - tail])
-    # the mean of values all equal is that value; keep rounding inside the data's range
-    return (max(float(low), float(values.min())), min(float(high), float(values.max())))
+    # a mean lies within the data's range, but rounding can push it out (the mean of three
+    # 0.8 is 0.8000000000000002): clip both ends back in
+    lowest, highest = float(values.min()), float(values.max())
+    return (min(max(float(low), lowest), highest), min(max(float(high), lowest), highest))
 
 
 def _by_id(scores: Iterable[ExampleScore]) -> dict[str, float]:
