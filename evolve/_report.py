@@ -7,11 +7,13 @@ from typing import Any
 from archive import ArchiveIndex, Candidate, Status, Usage
 
 from ._run import Run
+from ._significance import CONFIDENCE, NOT_COMPARABLE, WITHIN_NOISE, compare
 
 
 def summary(index: ArchiveIndex) -> dict[str, Any]:
-    """The seed candidate and the best candidate with their scores per split, and the split
-    the best was chosen by (``best_by``).
+    """The seed candidate and the best candidate with their scores per split, the split
+    the best was chosen by (``best_by``), and whether the best beats the seed beyond noise
+    on the validation split (``gain``, see ``gain_over_seed``).
 
     The best is chosen by validation score among validated candidates once a child has
     been validated; before that (or with ``fitness.validate_top: 0``, when only the seed
@@ -25,7 +27,28 @@ def summary(index: ArchiveIndex) -> dict[str, Any]:
         best_by = "validation"
     else:
         best, best_by = index.best("train"), "train"
-    return {"seed": _brief(seed), "best": _brief(best), "best_by": best_by}
+    return {"seed": _brief(seed), "best": _brief(best), "best_by": best_by,
+            "gain": gain_over_seed(seed, best)}
+
+
+#: ``gain_over_seed``'s verdict when the best candidate is the seed itself.
+BEST_IS_SEED = "best is the seed"
+
+
+def gain_over_seed(seed: Candidate | None, best: Candidate | None) -> dict[str, Any] | None:
+    """The paired comparison of ``best`` against ``seed`` on the validation split
+    (``_significance.Comparison`` as a dict), or None without both candidates.
+
+    Its verdict is "beyond noise", "within noise", "not comparable" (no validation
+    example was scored for both, e.g. nothing but the seed was validated), or
+    ``BEST_IS_SEED``.
+    """
+    if seed is None or best is None:
+        return None
+    data = compare(best, seed, "validation").to_dict()
+    if best.id == seed.id:
+        data["verdict"] = BEST_IS_SEED
+    return data
 
 
 def status(run: Run) -> dict[str, Any]:
@@ -103,7 +126,37 @@ def format_status(data: dict[str, Any]) -> str:
     ]
     lines.append(f"seed: {format_brief(data['seed'])}")
     lines.append(f"best: {format_brief(data['best'])}  [chosen by {data['best_by']} score]")
+    if data.get("gain") is not None:
+        lines.append(format_gain(data["gain"], data["best_by"]))
     return "\n".join(lines)
+
+
+def format_gain(gain: dict[str, Any], best_by: str) -> str:
+    """One line: does the best beat the seed on validation beyond noise? (``summary``'s
+    ``gain`` and ``best_by``)"""
+    head = "gain over the seed"
+    if gain["verdict"] == BEST_IS_SEED:
+        return f"{head}: none, the best is the seed"
+    if best_by != "validation":
+        return (f"{head}: no validation comparison is possible, the best was chosen by "
+                f"{best_by} score (no child was validated)")
+    split = gain["split"]
+    if gain["verdict"] == NOT_COMPARABLE:
+        return f"{head} on {split}: not comparable, no example was scored for both"
+    counts = (f"{gain['won']} won, {gain['lost']} lost, {gain['tied']} tied of "
+              f"{gain['examples']}")
+    if gain["unmatched"]:
+        counts += f"; {gain['unmatched']} scored for only one left out"
+    interval = ""
+    if gain.get("interval"):
+        low, high = gain["interval"]
+        interval = f" [{CONFIDENCE:.0%} interval {low:+.3f} to {high:+.3f}]"
+    p = gain["p_value"]
+    p_text = "p < 0.001" if p < 0.001 else f"p = {p:#.2g}"
+    luck = gain["verdict"] == WITHIN_NOISE and gain["mean_difference"] > 0
+    verdict = gain["verdict"] + (" - this may be luck" if luck else "")
+    return (f"{head} on {split}: {gain['mean_difference']:+.3f}{interval} "
+            f"({counts}; sign test {p_text}): {verdict}")
 
 
 def format_brief(brief: dict[str, Any] | None) -> str:

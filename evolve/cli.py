@@ -23,7 +23,7 @@ from ._config import load_config
 from ._errors import CladeforgeError
 from ._genome_kinds import GENOME_KINDS
 from ._progress import ProgressBar
-from ._report import format_brief, format_show, format_status, show, status, summary
+from ._report import format_brief, format_gain, format_show, format_status, show, status, summary
 from ._run import Run
 
 EXIT_USER_ERROR = 2
@@ -168,6 +168,8 @@ def _execute(run: Run, quiet: bool) -> int:
     what = run.kind.noun
     print(f"seed {what}: {format_brief(result['seed'])}")
     print(f"best {what}: {format_brief(result['best'])}  [chosen by {result['best_by']} score]")
+    if result["gain"] is not None:  # does the best beat the seed beyond noise?
+        print(format_gain(result["gain"], result["best_by"]))
     return 0
 
 

@@ -88,6 +88,38 @@ def check_tree(tree: str, rows: list[dict]) -> None:
         assert prefix.endswith(corner), f"#{cid}: {prefix!r} should end with {corner!r}"
 
 
+#: the end-of-run line on the best candidate's gain over the seed, in each of its forms
+GAIN_LINE = re.compile(
+    r"gain over the seed(?:: none, the best is the seed"
+    r"|: no validation comparison is possible, the best was chosen by train score "
+    r"\(no child was validated\)"
+    r"| on validation: (?P<diff>[+-]\d\.\d{3}) \((?P<won>\d+) won, (?P<lost>\d+) lost, "
+    r"(?P<tied>\d+) tied of (?P<n>\d+); sign test p = (?P<p>[\d.]+)\): "
+    r"(?P<verdict>beyond noise|within noise(?: - this may be luck)?))")
+
+
+def check_gain_line(stdout: str, data: dict) -> None:
+    """The line follows "best ..." and agrees with ``evolve status --json``'s "gain"."""
+    lines = stdout.splitlines()
+    best = next(i for i, line in enumerate(lines) if line.startswith("best prompt: #"))
+    match = GAIN_LINE.fullmatch(lines[best + 1])
+    assert match, f"not a gain line: {lines[best + 1]!r}"
+    gain = data["gain"]
+    if data["best"]["id"] == data["seed"]["id"]:
+        assert gain["verdict"] == "best is the seed" and "the best is the seed" in match[0]
+    elif data["best_by"] == "train":
+        assert gain["verdict"] == "not comparable" and "train score" in match[0]
+    else:  # seed and best are validated on the same validation_size examples
+        assert match["n"] is not None, match[0]
+        assert (int(match["won"]), int(match["lost"]), int(match["tied"]), int(match["n"])) == (
+            gain["won"], gain["lost"], gain["tied"], gain["examples"])
+        assert gain["examples"] == 4 and gain["unmatched"] == 0
+        assert match["verdict"].startswith(gain["verdict"])
+        assert float(match["diff"]) == round(gain["mean_difference"], 3)
+        assert abs(data["best"]["validation"] - data["seed"]["validation"]
+                   - gain["mean_difference"]) < 1e-9
+
+
 def test_run_records_everything_and_reports_it(make_config, tmp_path):
     config = make_config()
     out = run_evolve("run", str(config), "--name", "first", "--quiet")
@@ -95,6 +127,7 @@ def test_run_records_everything_and_reports_it(make_config, tmp_path):
     assert "seed prompt: #1" in out.stdout and "best prompt: #" in out.stdout
 
     data = status_json(run_dir)
+    check_gain_line(out.stdout, data)
     assert data["name"] == "first" and data["state"] == "finished"
     assert data["candidates"] == 8
     assert sum(data["counts"].values()) == 8 and data["counts"]["pending"] == 0
