@@ -148,15 +148,12 @@ class Transcript:
             completion = await self.llm.chat(
                 [dict(m) for m in messages], max_tokens=self.max_tokens,
                 temperature=self.temperature, seed=seed, stop=stop, grammar=gbnf)
-        except LLMResponseError as exc:
+        except (LLMResponseError, LLMRejectedError) as exc:
             self.exchanges.append({"messages": messages, "params": params, "response": None,
                                    "error": str(exc), "cached": False,
                                    "prompt_tokens": 0, "completion_tokens": 0})
-            raise self.reject(f"mutator LLM gave no usable answer: {exc}") from exc
-        except LLMRejectedError as exc:
-            self.exchanges.append({"messages": messages, "params": params, "response": None,
-                                   "error": str(exc), "cached": False,
-                                   "prompt_tokens": 0, "completion_tokens": 0})
+            if isinstance(exc, LLMResponseError):
+                raise self.reject(f"mutator LLM gave no usable answer: {exc}") from exc
             raise
         self.exchanges.append({
             "messages": messages, "params": params, "response": completion.text,
