@@ -29,6 +29,7 @@ from ._records import (
     AddScores,
     Candidate,
     Change,
+    Failure,
     Finish,
     NewCandidate,
     Status,
@@ -203,11 +204,28 @@ def plan_finish(index: IndexView, change: Finish, now: float) -> Plan:
         current,
         status=status,
         reason=None if reason is None else text(reason, "reason"),
+        failure=_failure(change.failure, status, candidate_id),
         scores={**current.scores, **enc.scores(change.scores)},
         usage=enc.usage(current.usage + change.usage),
         timings=enc.mapping("timings", {**current.timings, **(change.timings or {})}),
         updated_at=now,
     ), before=current.status)
+
+
+def _failure(failure: Failure | str | None, status: Status, candidate_id: int
+             ) -> Failure | None:
+    """``failure`` as a :class:`Failure`, checked to belong to a failed or invalid one."""
+    if failure is None:
+        return None
+    if status not in _REASON_REQUIRED:
+        raise InvalidTransitionError(
+            f"a {status} candidate has no failure kind (#{candidate_id} got {failure!r})")
+    try:
+        return Failure(failure)
+    except ValueError:
+        raise InvalidTransitionError(
+            f"unknown failure kind {failure!r} for #{candidate_id} (known: "
+            f"{', '.join(Failure)})") from None
 
 
 def plan_add_scores(index: IndexView, change: AddScores, now: float) -> Plan:
@@ -251,6 +269,7 @@ def plan_import(index: ArchiveIndex, candidate: Candidate) -> Plan:
     status = Status(candidate.status)
     if status in _REASON_REQUIRED and not candidate.reason:
         raise InvalidTransitionError(f"a {status} candidate needs a reason (#{cid})")
+    failure = _failure(candidate.failure, status, cid)
     if any(split != score.split for split, score in candidate.scores.items()):
         raise ArchiveError(f"candidate #{cid}: scores are keyed by a name other than their split")
     enc = Encoder()
@@ -272,4 +291,5 @@ def plan_import(index: ArchiveIndex, candidate: Candidate) -> Plan:
         descriptors=enc.mapping("descriptors", candidate.descriptors),
         created_at=float(candidate.created_at),
         updated_at=float(candidate.updated_at),
+        failure=failure,
     ))

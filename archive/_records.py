@@ -25,6 +25,27 @@ class Status(enum.StrEnum):
 FINAL_STATUSES = frozenset({Status.EVALUATED, Status.FAILED, Status.INVALID})
 
 
+class Failure(enum.StrEnum):
+    """Why a candidate is ``invalid`` (its child was not made or not evaluated) or
+    ``failed`` (its evaluation broke): one of a fixed set, so runs can be counted by it.
+    ``Candidate.reason`` holds the precise words."""
+
+    NO_BLOCK = "no_block"  # the answer held no edit, program or prompt in the asked format
+    INVALID_OUTPUT = "invalid_output"  # the answer had the format but could not be used
+    NO_MATCH = "no_match"  # an edit's SEARCH text is not in the parent, or not once
+    OUTSIDE_MARKERS = "outside_markers"  # changes frozen text (markers) or a read-only file
+    SYNTAX_ERROR = "syntax_error"  # the child's code does not compile
+    TRUNCATED = "truncated"  # the reply was cut at max_tokens and is not usable
+    DUPLICATE = "duplicate"  # equals its parent or a candidate already in the archive
+    NOT_APPLICABLE = "not_applicable"  # no enabled operator could apply to the parent
+    TIMEOUT = "timeout"  # an LLM request or a sandboxed run took too long
+    LLM_ERROR = "llm_error"  # an LLM request failed (5xx, refused, unusable answer)
+    RUNTIME_ERROR = "runtime_error"  # the child's code crashed (import or run time)
+    RESOURCE_LIMIT = "resource_limit"  # memory, process or output limit of the sandbox
+    SANDBOX_ERROR = "sandbox_error"  # the sandbox itself failed
+    INTERNAL = "internal"  # trusted code raised (logged with its traceback)
+
+
 @dataclass(frozen=True)
 class Usage:
     """LLM usage and time spent on one candidate (or summed over many)."""
@@ -134,6 +155,7 @@ class Candidate:
     descriptors: Mapping[str, float]
     created_at: float
     updated_at: float
+    failure: Failure | None = None  # the kind of ``reason`` (failed and invalid candidates)
 
     @property
     def alive(self) -> bool:
@@ -156,7 +178,8 @@ class Candidate:
 class Finish:
     """A change for ``ArchiveStorage.write``: a ``pending`` candidate moves to a final
     status with its scores; ``usage`` is added to its mutation usage and ``timings``
-    merged into its timings. ``FAILED``/``INVALID`` need a ``reason``."""
+    merged into its timings. ``FAILED``/``INVALID`` need a ``reason``, and may give its
+    kind as ``failure``."""
 
     candidate_id: int
     status: Status
@@ -164,6 +187,7 @@ class Finish:
     scores: Sequence[SplitScore] = ()
     usage: Usage = Usage()
     timings: Mapping[str, float] | None = None
+    failure: Failure | str | None = None  # checked against ``Failure`` when written
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from ._records import (
     Candidate,
     Change,
     ExampleScore,
+    Failure,
     NewCandidate,
     SplitScore,
     Status,
@@ -78,15 +79,22 @@ def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """The kind of a failed or invalid candidate's reason (``Failure``); NULL for the
+    candidates of older archives."""
+    conn.execute("ALTER TABLE candidates ADD COLUMN failure TEXT")
+
+
 #: ``MIGRATIONS[v]`` takes a database from schema version ``v`` to ``v + 1``
 #: (version 0 is the empty file). Append a function here for every schema change.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_0_to_1,)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_0_to_1,
+                                                                  _migrate_1_to_2)
 SCHEMA_VERSION = len(MIGRATIONS)
 _TABLES = frozenset({"schema_version", "meta", "candidates", "edges", "scores", "llm_cache"})
 
 _COLUMNS = ("id, slot, kind, genome, operator, generation, status, reason, retired_by, "
-            "mutation, usage, timings, descriptors, created_at, updated_at")
-_INSERT_CANDIDATE = f"INSERT INTO candidates ({_COLUMNS}) VALUES ({', '.join('?' * 15)})"
+            "mutation, usage, timings, descriptors, created_at, updated_at, failure")
+_INSERT_CANDIDATE = f"INSERT INTO candidates ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
 _INSERT_EDGE = "INSERT INTO edges (parent_id, child_id, position) VALUES (?, ?, ?)"
 _UPSERT_SCORE = ("INSERT INTO scores (candidate_id, split, mean, examples) VALUES (?, ?, ?, ?) "
                  "ON CONFLICT (candidate_id, split) DO UPDATE "
@@ -94,12 +102,13 @@ _UPSERT_SCORE = ("INSERT INTO scores (candidate_id, split, mean, examples) VALUE
 _UPSERT_META = ("INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
 _RETIRE = "UPDATE candidates SET retired_by = ?, updated_at = ? WHERE id = ?"
-_CHANGE = ("UPDATE candidates SET status = ?, reason = ?, usage = ?, timings = ?, updated_at = ? "
-           "WHERE id = ? AND status = ?")
+_CHANGE = ("UPDATE candidates SET status = ?, reason = ?, failure = ?, usage = ?, timings = ?, "
+           "updated_at = ? WHERE id = ? AND status = ?")
 _INSERT_CACHE = ("INSERT OR IGNORE INTO llm_cache (key, request, response, created_at) "
                  "VALUES (?, ?, ?, ?)")
 _CACHE_PAGE = 500
 _STATUSES = {s.value: s for s in Status}
+_FAILURES: dict[str | None, Failure | None] = {None: None, **{f.value: f for f in Failure}}
 _DECODER = json.JSONDecoder()  # stateless, reused
 
 
@@ -137,7 +146,7 @@ def _candidate_row(plan: _changes.Plan) -> tuple[Any, ...]:
     c, t = plan.candidate, plan.texts
     return (c.id, c.slot, c.kind, t["genome"], c.operator, c.generation, c.status.value,
             c.reason, c.retired_by, t["mutation"], t["usage"], t["timings"], t["descriptors"],
-            c.created_at, c.updated_at)
+            c.created_at, c.updated_at, None if c.failure is None else c.failure.value)
 
 
 def _score_rows(plan: _changes.Plan) -> list[tuple[Any, ...]]:
@@ -253,7 +262,8 @@ class SQLiteStorage(ArchiveStorage):
         cursor = conn.execute(f"SELECT {_COLUMNS} FROM candidates ORDER BY id")
         while rows := cursor.fetchmany(4096):
             for (cid, slot, kind, genome, op, generation, status, reason, retired_by,
-                 mutation, usage, timings, descriptors, created_at, updated_at) in rows:
+                 mutation, usage, timings, descriptors, created_at, updated_at,
+                 failure) in rows:
                 u = usages.get(usage)
                 if u is None:
                     u = usages[usage] = Usage.from_dict(loads(usage))
@@ -261,7 +271,7 @@ class SQLiteStorage(ArchiveStorage):
                     cid, slot, kind, loads(genome), tuple(parents.get(cid, ())), op, generation,
                     _STATUSES[status], reason, retired_by, scores.get(cid, {}),
                     None if mutation is None else loads(mutation), u, loads(timings),
-                    loads(descriptors), created_at, updated_at))
+                    loads(descriptors), created_at, updated_at, _FAILURES.get(failure)))
 
     # -- transactions ------------------------------------------------------------------------
     @contextmanager
@@ -338,7 +348,8 @@ class SQLiteStorage(ArchiveStorage):
                 for plan in batch.changed:
                     c = plan.candidate
                     updated = conn.execute(_CHANGE, (
-                        c.status.value, c.reason, plan.texts["usage"], plan.texts["timings"],
+                        c.status.value, c.reason, None if c.failure is None else c.failure.value,
+                        plan.texts["usage"], plan.texts["timings"],
                         c.updated_at, c.id, str(plan.before))).rowcount
                     if updated != 1:
                         raise InvalidTransitionError(

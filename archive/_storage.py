@@ -21,6 +21,7 @@ from ._records import (
     CacheEntry,
     Candidate,
     Change,
+    Failure,
     Finish,
     NewCandidate,
     SplitScore,
@@ -101,15 +102,18 @@ class ArchiveStorage(ABC):
         scores: Sequence[SplitScore] = (),
         usage: Usage = Usage(),  # noqa: B008 - Usage is frozen, sharing it is safe
         timings: Mapping[str, float] | None = None,
+        failure: Failure | str | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> Candidate:
         """Move a ``pending`` candidate to a final status with its scores, add ``usage``
         to its mutation usage, merge ``timings``, and store ``meta`` values, all in one
         transaction (``write`` of one :class:`Finish`). ``FAILED``/``INVALID`` require a
-        ``reason``. Raises ``InvalidTransitionError`` if the candidate is not pending.
+        ``reason`` and may give its kind (``failure``, a :class:`Failure` or its value).
+        Raises ``InvalidTransitionError`` if the candidate is not pending.
         """
         [candidate] = self.write(
-            [Finish(candidate_id, status, reason, tuple(scores), usage, timings)], meta=meta)
+            [Finish(candidate_id, status, reason, tuple(scores), usage, timings, failure)],
+            meta=meta)
         return candidate
 
     def add_scores(

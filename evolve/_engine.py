@@ -40,6 +40,7 @@ from archive import (
     AddScores,
     Candidate,
     ExampleScore,
+    Failure,
     Finish,
     NewCandidate,
     SplitScore,
@@ -52,8 +53,8 @@ from sandboxes import SandboxError
 
 from ._config import StageConfig
 from ._errors import CladeforgeError, LLMError, LLMResponseError
-from ._llm_failures import stops_the_run
-from ._species import Founder, Scored, Species
+from ._llm_failures import failure_kind, stops_the_run
+from ._species import Failed, Founder, Scored, Species
 from ._streams import BATCH, CHILD, Streams
 from ._writer import ArchiveWriter
 from .llm import LLMClient
@@ -139,6 +140,7 @@ class Engine:
         exchanges: Sequence[Mapping[str, Any]] = ()
         extra_parents: tuple[int, ...] = ()
         invalid: str | None = None
+        failure = Failure.INVALID_OUTPUT  # the kind of ``invalid``
         while True:
             try:
                 mutation = await operator.mutate(self.species.context(parent, rng))
@@ -153,18 +155,20 @@ class Engine:
                     continue
                 invalid = (f"no enabled operator can apply to #{parent.id}: "
                            + "; ".join(_named(n, r) for n, r in declined.items()))
+                failure = Failure.NOT_APPLICABLE
             except InvalidChild as exc:
-                exchanges, invalid = exc.exchanges, str(exc)
+                exchanges, invalid, failure = exc.exchanges, str(exc), exc.failure
             except LLMResponseError as exc:
-                invalid = f"mutator LLM gave no usable answer: {exc}"
+                invalid, failure = f"mutator LLM gave no usable answer: {exc}", Failure.LLM_ERROR
             except LLMError as exc:
                 if stops_the_run(exc):
                     raise
-                invalid = f"mutator LLM failed: {exc}"
+                invalid, failure = f"mutator LLM failed: {exc}", failure_kind(exc)
             except USER_ERRORS:
                 raise
             except Exception as exc:  # noqa: BLE001 - the boundary: see the module doc
                 invalid = unexpected(exc, "making the child", slot)
+                failure = Failure.INTERNAL
             break
         if invalid is not None:
             genome = self.species.invalid_genome(parent)
@@ -175,6 +179,7 @@ class Engine:
             record["declined"] = declined
         if invalid is not None:
             record["invalid"] = invalid
+            record["failure"] = failure.value
         return Child(NewCandidate(
             slot=slot, kind=self.species.kind, genome=genome,
             parent_ids=(parent.id, *extra_parents), operator=operator.name,
@@ -209,35 +214,39 @@ class Engine:
 
     async def evaluate(self, candidate: Candidate) -> Candidate:
         """Score a pending candidate on its training batch and record the result."""
-        invalid = (candidate.mutation or {}).get("invalid")
+        mutation = candidate.mutation or {}
+        invalid = mutation.get("invalid")
         if invalid:
-            return await self._finish(Finish(candidate.id, Status.INVALID, reason=invalid))
+            return await self._finish(Finish(
+                candidate.id, Status.INVALID, reason=invalid,
+                failure=mutation.get("failure", Failure.INVALID_OUTPUT)))
         started = time.perf_counter()
         try:
-            scores, usage, failure = await self._staged(candidate,
-                                                        self.training_batch(candidate.slot))
+            scores, usage, failed = await self._staged(candidate,
+                                                       self.training_batch(candidate.slot))
         except LLMError as exc:
             if stops_the_run(exc):
                 raise
             return await self._finish(Finish(
                 candidate.id, Status.FAILED, reason=task_llm_reason(exc),
-                timings={"evaluate": time.perf_counter() - started}))
+                timings={"evaluate": time.perf_counter() - started}, failure=failure_kind(exc)))
         except USER_ERRORS:
             raise
         except Exception as exc:  # noqa: BLE001 - the boundary: see the module doc
             return await self._finish(Finish(
                 candidate.id, Status.FAILED, reason=unexpected(exc, "scoring", candidate.slot),
-                timings={"evaluate": time.perf_counter() - started}))
+                timings={"evaluate": time.perf_counter() - started}, failure=Failure.INTERNAL))
         return await self._finish(Finish(
-            candidate.id, Status.FAILED if failure else Status.EVALUATED, reason=failure,
-            scores=tuple(scores), usage=usage,
-            timings={"evaluate": time.perf_counter() - started}))
+            candidate.id, Status.FAILED if failed else Status.EVALUATED,
+            reason=failed and failed.reason, scores=tuple(scores), usage=usage,
+            timings={"evaluate": time.perf_counter() - started},
+            failure=failed and failed.kind))
 
     async def _finish(self, finish: Finish) -> Candidate:
         return await self.writer.apply(finish, meta=self.usage_meta)
 
     async def _staged(self, candidate: Candidate, batch: Sequence[Example]
-                      ) -> tuple[list[SplitScore], Usage, str | None]:
+                      ) -> tuple[list[SplitScore], Usage, Failed | None]:
         """Score ``batch`` stage by stage (see ``fitness.stages``): the "train" score over
         what was scored, one "stageN" score per stage run, the usage, the first failure."""
         if not self.stages:
@@ -316,7 +325,7 @@ def unexpected(error: Exception, step: str, slot: int) -> str:
 def _unscored(split: str, examples: Sequence[Example], reason: str) -> Scored:
     """A score of 0 on ``examples``, each giving ``reason``."""
     return Scored(SplitScore(split, 0.0, tuple(ExampleScore(e.id, 0.0, reason)
-                                               for e in examples)), Usage(), reason)
+                                               for e in examples)), Usage())
 
 
 def exchanges_usage(exchanges: Sequence[Mapping[str, Any]]) -> Usage:

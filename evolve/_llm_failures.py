@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 
+from archive import Failure
+
 from ._errors import LLMError, LLMRejectedError, LLMResponseError
 from .llm._http import HTTPProtocolError
 
@@ -41,3 +43,9 @@ def stops_the_run(error: LLMError) -> bool:
         status = _REJECTED.search(str(error))
         return status is not None and int(status.group(1)) in _RECURRING_STATUS
     return False  # a 5xx or 429 on every attempt
+
+
+def failure_kind(error: LLMError) -> Failure:
+    """The kind of a candidate's failure caused by ``error``: ``timeout`` when the last
+    attempt got no answer in time, else ``llm_error``."""
+    return Failure.TIMEOUT if isinstance(error.__cause__, TimeoutError) else Failure.LLM_ERROR

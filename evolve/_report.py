@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
-from archive import ArchiveIndex, Candidate, Status, Usage
+from archive import FINAL_STATUSES, ArchiveIndex, Candidate, Status, Usage
 
 from ._run import Run
 from ._significance import CONFIDENCE, NOT_COMPARABLE, WITHIN_NOISE, compare
@@ -29,6 +30,54 @@ def summary(index: ArchiveIndex) -> dict[str, Any]:
         best, best_by = index.best("train"), "train"
     return {"seed": _brief(seed), "best": _brief(best), "best_by": best_by,
             "gain": gain_over_seed(seed, best)}
+
+
+#: the failure kind reported for a candidate of an archive older than failure kinds
+UNCLASSIFIED = "unclassified"
+
+
+def children_report(index: ArchiveIndex) -> dict[str, Any]:
+    """How the children (candidates with a parent, finished) fared, over the run and per
+    operator: how many were made, how many were valid (evaluated: the child ran and was
+    scored), the valid-child rate, and the others counted by failure kind (``Failure``;
+    failed ones included), most frequent first."""
+    made: Counter[str] = Counter()
+    valid: Counter[str] = Counter()
+    reasons: dict[str, Counter[str]] = {}
+    for c in index.candidates(status=FINAL_STATUSES):
+        if not c.parent_ids:
+            continue  # a founder: the seed or an initial unit
+        made[c.operator] += 1
+        if c.status is Status.EVALUATED:
+            valid[c.operator] += 1
+        else:
+            kind = c.failure.value if c.failure is not None else UNCLASSIFIED
+            reasons.setdefault(c.operator, Counter())[kind] += 1
+
+    def part(n_made: int, n_valid: int, by_reason: Counter[str]) -> dict[str, Any]:
+        return {"made": n_made, "valid": n_valid,
+                "valid_rate": round(n_valid / n_made, 4) if n_made else None,
+                "by_reason": dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])))}
+
+    total = sum(reasons.values(), Counter())
+    return {**part(sum(made.values()), sum(valid.values()), total),
+            "by_operator": {op: part(made[op], valid[op], reasons.get(op, Counter()))
+                            for op in sorted(made)}}
+
+
+def format_children(children: dict[str, Any]) -> list[str]:
+    """``children_report`` as lines: the run's totals, then one line per operator."""
+    def line(part: dict[str, Any]) -> str:
+        rate = f" ({part['valid_rate']:.0%})" if part["valid_rate"] is not None else ""
+        text = f"{part['made']} made, {part['valid']} valid{rate}"
+        if part["by_reason"]:
+            text += "; not valid: " + ", ".join(f"{k} {v}" for k, v in part["by_reason"].items())
+        return text
+
+    if not children["made"]:
+        return ["children: none finished yet"]
+    return [f"children: {line(children)}",
+            *(f"  {op}: {line(part)}" for op, part in children["by_operator"].items())]
 
 
 #: ``gain_over_seed``'s verdict when the best candidate is the seed itself.
@@ -68,6 +117,7 @@ def status(run: Run) -> dict[str, Any]:
         "mode": run.config.evolution.mode,
         "candidates": len(store),
         "counts": {s.value: counts[s] for s in Status},
+        "children": children_report(store.index),
         "budget": {"candidates": budget.candidates, "tokens": budget.tokens,
                    "wall_time": budget.wall_time},
         "elapsed_seconds": round(float(store.get_meta("elapsed", 0.0)), 3),
@@ -92,6 +142,7 @@ def show(candidate: Candidate) -> dict[str, Any]:
         "kind": candidate.kind,
         "status": candidate.status.value,
         "reason": candidate.reason,
+        "failure": None if candidate.failure is None else candidate.failure.value,
         "operator": candidate.operator,
         "generation": candidate.generation,
         "parents": list(candidate.parent_ids),
@@ -122,6 +173,7 @@ def format_status(data: dict[str, Any]) -> str:
         f"run {data['name']} ({data['directory']}): {data['state']}"
         + (f" - {data['stop_reason']}" if data.get("stop_reason") else ""),
         f"candidates: {data['candidates']} ({counts})",
+        *format_children(data["children"]),
         f"LLM: {llm['calls']} calls, {llm['tokens']} tokens, {llm['cache_hits']} cache hits",
     ]
     lines.append(f"seed: {format_brief(data['seed'])}")
@@ -174,7 +226,8 @@ def format_brief(brief: dict[str, Any] | None) -> str:
 def format_show(data: dict[str, Any]) -> str:
     lines = [
         f"candidate #{data['id']} (slot {data['slot']}, generation {data['generation']}): "
-        f"{data['status']}" + (f" - {data['reason']}" if data["reason"] else ""),
+        f"{data['status']}" + (f" ({data['failure']})" if data.get("failure") else "")
+        + (f" - {data['reason']}" if data["reason"] else ""),
         f"operator: {data['operator']}   parents: {data['parents'] or '-'}   "
         f"alive: {data['alive']}" + (f" (retired by #{data['retired_by']})"
                                      if data["retired_by"] else ""),

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from archive import Candidate, ExampleScore, SplitScore, Usage
+from archive import Candidate, ExampleScore, Failure, SplitScore, Usage
 from fitness import Benchmark, Example, PromptEvaluator
 
 from ._genome import PROMPT_KIND, PromptGenome
@@ -44,16 +44,24 @@ class Founder:
 
 
 @dataclass(frozen=True)
+class Failed:
+    """Why an evaluation failed: the words, and their kind."""
+
+    reason: str  # e.g. "timeout on all 4 examples: ..."
+    kind: Failure
+
+
+@dataclass(frozen=True)
 class Scored:
     """A candidate's score on some examples, what it cost, and what went wrong.
 
-    ``failure`` (e.g. "timeout on 3 of 4 examples: ...") makes the candidate
-    ``failed`` with that reason; its scores are still recorded.
+    ``failure`` makes the candidate ``failed`` with that reason; its scores are
+    still recorded.
     """
 
     score: SplitScore
     usage: Usage = Usage()
-    failure: str | None = None
+    failure: Failed | None = None
 
 
 class Species(ABC):

@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from archive import ArchiveIndex, Candidate, ExampleScore, SplitScore, Usage
+from archive import ArchiveIndex, Candidate, ExampleScore, Failure, SplitScore, Usage
 from fitness import Example
 from fitness.code import CodeBenchmark, EvaluationEnv, ProgramEvaluation
 from sandboxes import EndReason, Executor, LLMGateway, job_files_problem
 
-from .._species import Founder, Lexicon, Scored, Species
+from .._species import Failed, Founder, Lexicon, Scored, Species
 from ..operators import InvalidChild, MutatorLLM
 from ._gateway_bridge import gateway_usage
 from ._genome import CODE_KIND, CodeGenome
@@ -154,14 +154,23 @@ def split_score(split: str, evaluation: ProgramEvaluation) -> SplitScore:
         for r in evaluation.results))
 
 
-def failure_of(evaluation: ProgramEvaluation) -> str | None:
-    """A reason when no example ran to completion (crash, timeout, limit), else None."""
+#: the failure kind of a run that ended for each reason other than OK
+_FAILURE_KINDS = {EndReason.EXIT: Failure.RUNTIME_ERROR, EndReason.TIMEOUT: Failure.TIMEOUT,
+                  EndReason.OOM: Failure.RESOURCE_LIMIT, EndReason.PIDS: Failure.RESOURCE_LIMIT,
+                  EndReason.OUTPUT_LIMIT: Failure.RESOURCE_LIMIT,
+                  EndReason.ERROR: Failure.SANDBOX_ERROR}
+
+
+def failure_of(evaluation: ProgramEvaluation) -> Failed | None:
+    """Why no example ran to completion (crash, timeout, limit), or None when one did; its
+    kind is the first example's."""
     results = evaluation.results
     if not results or any(r.reason is EndReason.OK for r in results):
         return None
     first = results[0]
-    return (f"{first.reason} on all {len(results)} example(s): "
-            f"{first.detail or 'no detail'}")[:_FEEDBACK_CHARS]
+    return Failed((f"{first.reason} on all {len(results)} example(s): "
+                   f"{first.detail or 'no detail'}")[:_FEEDBACK_CHARS],
+                  _FAILURE_KINDS.get(first.reason, Failure.RUNTIME_ERROR))
 
 
 def feedback(candidate: Candidate) -> str:

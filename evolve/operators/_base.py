@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from archive import ArchiveIndex, Candidate
+from archive import ArchiveIndex, Candidate, Failure
 
 from .._errors import LLMRejectedError, LLMResponseError
 from .._genome import PromptGenome
@@ -71,12 +71,15 @@ class Mutation:
 
 
 class InvalidChild(Exception):
-    """The child is unusable; ``reason`` says why, ``exchanges`` what was asked on the way."""
+    """The child is unusable; ``reason`` says why, ``failure`` its kind, ``exchanges`` what
+    was asked on the way."""
 
-    def __init__(self, reason: str, exchanges: Sequence[dict[str, Any]] = ()) -> None:
+    def __init__(self, reason: str, exchanges: Sequence[dict[str, Any]] = (),
+                 failure: Failure = Failure.INVALID_OUTPUT) -> None:
         super().__init__(reason)
         self.reason = reason
         self.exchanges = tuple(exchanges)
+        self.failure = failure
 
 
 class Operator(ABC):
@@ -153,7 +156,8 @@ class Transcript:
                                    "error": str(exc), "cached": False,
                                    "prompt_tokens": 0, "completion_tokens": 0})
             if isinstance(exc, LLMResponseError):
-                raise self.reject(f"mutator LLM gave no usable answer: {exc}") from exc
+                raise self.reject(f"mutator LLM gave no usable answer: {exc}",
+                                  Failure.LLM_ERROR) from exc
             raise
         self.exchanges.append({
             "messages": messages, "params": params, "response": completion.text,
@@ -171,20 +175,27 @@ class Transcript:
         text = clean_prompt(await self.ask(request, system=system, grammar=grammar),
                             max_chars=max_chars, first_line=first_line)
         if not text:
-            raise self.reject(f"the mutator's answer held no usable {what}")
+            raise self.reject(f"the mutator's answer held no usable {what}", Failure.NO_BLOCK)
         return text
 
-    def reject(self, reason: str) -> InvalidChild:
-        """The exception for an unusable child (the last exchange is marked rejected)."""
-        if self.exchanges and "rejected" not in self.exchanges[-1]:
-            self.exchanges[-1]["rejected"] = reason
-        return InvalidChild(reason, self.exchanges)
+    def reject(self, reason: str, failure: Failure = Failure.INVALID_OUTPUT) -> InvalidChild:
+        """The exception for an unusable child (the last exchange is marked rejected).
+
+        When the last answer was cut at ``max_tokens``, the cut is what made it unusable:
+        the failure is ``truncated`` and the reason says so."""
+        last = self.exchanges[-1] if self.exchanges else {}
+        if last.get("finish_reason") == "length" and failure is not Failure.LLM_ERROR:
+            failure = Failure.TRUNCATED
+            reason = f"the reply was cut at max_tokens ({self.max_tokens}): {reason}"
+        if last and "rejected" not in last:
+            last["rejected"] = reason
+        return InvalidChild(reason, self.exchanges, failure)
 
     def finish(self, parent: PromptGenome, child: PromptGenome,
                extra_parents: tuple[int, ...] = ()) -> Mutation:
         """The mutation, unless ``child`` is an unchanged copy of ``parent``."""
         if not genome_changed(parent, child):
-            raise self.reject("the child is an unchanged copy of its parent")
+            raise self.reject("the child is an unchanged copy of its parent", Failure.DUPLICATE)
         return Mutation(child, extra_parents, tuple(self.exchanges))
 
 

@@ -41,6 +41,7 @@ from archive import (
     Candidate,
     DuplicateSlotError,
     ExampleScore,
+    Failure,
     Finish,
     InMemoryStorage,
     InvalidTransitionError,
@@ -319,6 +320,10 @@ class ReferenceArchive:
                 problems.add(InvalidTransitionError)
             if status in (Status.FAILED, Status.INVALID) and not change.reason:
                 problems.add(InvalidTransitionError)
+            if change.failure is not None and (
+                    status not in (Status.FAILED, Status.INVALID)
+                    or change.failure not in {f.value for f in Failure}):
+                problems.add(InvalidTransitionError)
             splits = [score.split for score in change.scores]
             if len(set(splits)) < len(splits):
                 problems.add(ValueError)
@@ -340,9 +345,11 @@ class ReferenceArchive:
         if problems:
             raise Refused(problems)
         reason = change.reason if isinstance(change, Finish) else current.reason
+        failure = (current.failure if not isinstance(change, Finish)
+                   else None if change.failure is None else Failure(change.failure))
         after[current.id] = dataclasses.replace(
-            current, status=status, reason=reason, scores=scores, timings=timings,
-            usage=current.usage + change.usage, updated_at=now)
+            current, status=status, reason=reason, failure=failure, scores=scores,
+            timings=timings, usage=current.usage + change.usage, updated_at=now)
         return after[current.id]
 
 
@@ -377,7 +384,8 @@ _finishes = st.tuples(
     st.just("finish"), st.integers(0, 1000),
     st.sampled_from([Status.EVALUATED, *Status]),
     st.none() | st.text(max_size=3), st.lists(_split_scores, max_size=2), _usages,
-    st.none() | st.dictionaries(st.sampled_from(["mutate", "evaluate"]), st.floats(0, 9)))
+    st.none() | st.dictionaries(st.sampled_from(["mutate", "evaluate"]), st.floats(0, 9)),
+    st.none() | st.sampled_from([*Failure, "no_such_kind"]))
 _score_changes = st.tuples(st.just("scores"), st.integers(0, 1000), _split_scores, _usages)
 _changes = _finishes | _score_changes
 #: one step of a history, resolved against the model's candidates by ``_resolve``
@@ -429,9 +437,9 @@ def _resolve_new(model: ReferenceArchive, items: Sequence[tuple[Any, ...]]
 def _resolve_change(model: ReferenceArchive, change: tuple[Any, ...],
                     added: int) -> Finish | AddScores:
     if change[0] == "finish":
-        _, pick, status, reason, scores, usage, timings = change
+        _, pick, status, reason, scores, usage, timings, failure = change
         return Finish(_pick(model, pick, added, Status.PENDING), status, reason,
-                      tuple(scores), usage, timings)
+                      tuple(scores), usage, timings, failure)
     _, pick, score, usage = change
     return AddScores(_pick(model, pick, added, Status.EVALUATED), score, usage)
 
@@ -451,7 +459,7 @@ def _resolve(model: ReferenceArchive, step: tuple[Any, ...]) -> tuple[
         assert isinstance(f, Finish)
         return (lambda s: [s.finish_candidate(
             f.candidate_id, f.status, reason=f.reason, scores=f.scores, usage=f.usage,
-            timings=f.timings, meta=meta)]), {"changes": [f], "meta": meta}
+            timings=f.timings, failure=f.failure, meta=meta)]), {"changes": [f], "meta": meta}
     if kind == "add_scores":
         a = _resolve_change(model, step[1], 0)
         assert isinstance(a, AddScores)
@@ -613,6 +621,24 @@ class StorageConformance:
         assert s.finish_candidate(1, Status.FAILED, reason="crash").reason == "crash"
         assert s.finish_candidate(2, "invalid", reason="empty").status is Status.INVALID
         assert s.get(1).fitness is None and s.index.population_ids().size == 0
+        assert s.get(1).failure is None
+
+    def test_failure_kind(self, factory: StorageFactory) -> None:
+        """A failed or invalid candidate keeps its reason's kind; an evaluated one has none,
+        and a kind outside the fixed set is refused."""
+        s = factory.create()
+        for slot in range(4):
+            s.add_candidate(new(slot))
+        assert s.finish_candidate(1, Status.INVALID, reason="no block in the answer",
+                                  failure="no_block").failure is Failure.NO_BLOCK
+        assert s.finish_candidate(2, Status.FAILED, reason="timed out",
+                                  failure=Failure.TIMEOUT).failure is Failure.TIMEOUT
+        with pytest.raises(InvalidTransitionError, match="no failure kind"):
+            s.finish_candidate(3, Status.EVALUATED, failure="timeout")
+        with pytest.raises(InvalidTransitionError, match="unknown failure kind"):
+            s.finish_candidate(3, Status.FAILED, reason="x", failure="gremlins")
+        assert s.get(3).status is Status.PENDING and s.get(3).failure is None
+        assert [s.get(i).failure for i in (1, 2)] == [Failure.NO_BLOCK, Failure.TIMEOUT]
 
     def test_invalid_transitions(self, factory: StorageFactory) -> None:
         s = factory.create()

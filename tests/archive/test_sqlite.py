@@ -18,6 +18,7 @@ import archive._sqlite as sqlite_module
 from archive import (
     SCHEMA_VERSION,
     ArchiveError,
+    Failure,
     SQLiteStorage,
     Status,
 )
@@ -82,9 +83,10 @@ def test_migrations_run_once_in_one_transaction(tmp_path: Path,
     with SQLiteStorage(path) as s:
         s.add_candidate(new(0))
     ran: list[int] = []
+    current = SCHEMA_VERSION
 
     def add_notes(conn: sqlite3.Connection) -> None:
-        ran.append(2)
+        ran.append(current + 1)
         conn.execute("CREATE TABLE notes (text TEXT)")
 
     def broken(conn: sqlite3.Connection) -> None:
@@ -92,18 +94,43 @@ def test_migrations_run_once_in_one_transaction(tmp_path: Path,
         conn.execute("SELECT * FROM no_such_table")
 
     monkeypatch.setattr(sqlite_module, "MIGRATIONS", (*sqlite_module.MIGRATIONS, broken))
-    monkeypatch.setattr(sqlite_module, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(sqlite_module, "SCHEMA_VERSION", current + 1)
     with pytest.raises(ArchiveError, match="no_such_table"):
         SQLiteStorage(path)
-    assert sql(path, "SELECT version FROM schema_version") == [(1,)]
+    assert sql(path, "SELECT version FROM schema_version") == [(current,)]
     assert sql(path, "SELECT name FROM sqlite_master WHERE name = 'half_done'") == []
 
-    monkeypatch.setattr(sqlite_module, "MIGRATIONS", (*sqlite_module.MIGRATIONS[:1], add_notes))
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS",
+                        (*sqlite_module.MIGRATIONS[:current], add_notes))
     for _ in range(2):
         with SQLiteStorage(path) as s:
             assert len(s) == 1
-    assert ran == [2]
-    assert sql(path, "SELECT version FROM schema_version") == [(2,)]
+    assert ran == [current + 1]
+    assert sql(path, "SELECT version FROM schema_version") == [(current + 1,)]
+
+
+def test_version_1_archive_gains_failure_kinds(tmp_path: Path) -> None:
+    """An archive written before failure kinds opens: its failed candidates keep their
+    reason with no kind, and new ones record their kind."""
+    path = tmp_path / "run.db"
+    conn = raw(path)
+    with conn:
+        sqlite_module.MIGRATIONS[0](conn)
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        conn.execute(
+            "INSERT INTO candidates (id, slot, kind, genome, operator, generation, status, "
+            "reason, retired_by, mutation, usage, timings, descriptors, created_at, updated_at) "
+            "VALUES (1, 0, 'prompt', '{}', 'seed', 0, 'failed', 'crash', NULL, NULL, '{}', '{}', "
+            "'{}', 1.0, 1.0)")
+    conn.close()
+    with SQLiteStorage(path) as s:
+        old = s.get(1)
+        assert (old.status, old.reason, old.failure) == (Status.FAILED, "crash", None)
+        s.add_candidate(new(1))
+        s.finish_candidate(2, Status.INVALID, reason="no block", failure="no_block")
+    with SQLiteStorage(path) as again:
+        assert again.get(2).failure is Failure.NO_BLOCK and again.get(1).failure is None
+    assert sql(path, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
 
 
 @pytest.mark.parametrize("content", [os.urandom(4096), b"just some text\n" * 100])

@@ -21,7 +21,7 @@ from evolve.cli import main
 from tests.sandboxes.conftest import bwrap_problem, unavailable
 from tests.stub_openai import Reply, StubOpenAI
 
-from .conftest import read_rows
+from .conftest import read_rows, status_json
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "fitness" / "data" / "user_benchmark"
 DOCSTRING = '    """One pass of bubble sort: a start, not yet a full sort."""'
@@ -87,6 +87,13 @@ def test_a_code_run_records_valid_invalid_failed_children_in_archive_and_git(
     assert reason[3].startswith("syntax error in main.py line")
     assert reason[4].startswith("exit on all") and "RuntimeError" in reason[4]
     assert reason[5].startswith("timeout on all")
+    failure = dict(read_rows(run_dir, "SELECT id, failure FROM candidates ORDER BY id"))
+    assert failure == {1: None, 2: "no_match", 3: "syntax_error", 4: "runtime_error",
+                       5: "timeout", 6: None}
+    children = status_json(run_dir)["children"]  # what evolve status says of them
+    assert (children["made"], children["valid"], children["valid_rate"]) == (5, 1, 0.2)
+    assert children["by_reason"] == {"no_match": 1, "runtime_error": 1, "syntax_error": 1,
+                                     "timeout": 1}
 
     # the archive and git agree: every candidate has its ref, a valid child's commit has
     # its parent's commit as git parent, an invalid child keeps its parent's commit
@@ -110,9 +117,9 @@ def test_a_code_run_records_valid_invalid_failed_children_in_archive_and_git(
     # evolve show, checkout and lineage tell the same story
     assert main(["show", str(run_dir), "4"]) == 0
     shown = capsys.readouterr().out
-    assert "failed - exit on all" in shown and "+    raise RuntimeError('boom')" in shown
+    assert "failed (runtime_error) - exit on all" in shown and "+    raise RuntimeError('boom')" in shown
     assert main(["show", str(run_dir), "3"]) == 0
-    assert "invalid - syntax error in main.py" in capsys.readouterr().out
+    assert "invalid (syntax_error) - syntax error in main.py" in capsys.readouterr().out
     assert main(["checkout", str(run_dir), "6", str(tmp_path / "six")]) == 0
     assert "return sorted(numbers)" in (tmp_path / "six" / "main.py").read_text()
     capsys.readouterr()

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from archive import AddScores, Finish, Status
+from archive import AddScores, Failure, Finish, Status
 from evolve._engine import Engine
 from evolve._errors import ConfigError
 from evolve._streams import Streams
@@ -58,10 +58,11 @@ CANDIDATE = SimpleNamespace(id=7, slot=3, mutation={})
 def test_a_scorer_that_raises_fails_the_candidate_with_the_reason(
         caplog: pytest.LogCaptureFixture) -> None:
     engine = _engine(RecursionError("maximum recursion depth exceeded"))
-    with caplog.at_level(logging.ERROR, logger="evolve._steps"):
+    with caplog.at_level(logging.ERROR, logger="evolve._engine"):
         finish = asyncio.run(engine.evaluate(CANDIDATE))  # type: ignore[arg-type]
     assert isinstance(finish, Finish) and finish.status is Status.FAILED
     assert finish.reason == "scoring raised RecursionError: maximum recursion depth exceeded"
+    assert finish.failure is Failure.INTERNAL
     [record] = caplog.records
     assert record.exc_info is not None and "slot 3" in record.getMessage()
 

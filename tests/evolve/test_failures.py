@@ -54,7 +54,7 @@ def test_garbage_from_the_task_model_is_a_recorded_failure(make_config, tmp_path
     assert rows and all(status in ("failed", "invalid") for status, _ in rows)
     assert any(status == "failed" and "task LLM" in reason for status, reason in rows)
     shown = run_evolve("show", str(run_dir), "1").stdout
-    assert "failed - task LLM gave no usable answer" in shown
+    assert "failed (llm_error) - task LLM gave no usable answer" in shown
 
 
 def test_server_errors_are_retried_and_the_run_goes_on(make_config, tmp_path):

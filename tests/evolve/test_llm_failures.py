@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from archive import AddScores, Finish, Status
+from archive import AddScores, Failure, Finish, Status
 from evolve._clients import open_clients, request_timeout
 from evolve._config import config_from_data
 from evolve._engine import Engine
@@ -149,6 +149,7 @@ def test_a_mutation_that_times_out_makes_an_invalid_child_with_the_reason() -> N
     child = asyncio.run(engine(timed_out()).make_child(5, SELECTION, 1))  # type: ignore[arg-type]
     invalid = child.new.mutation["invalid"]
     assert invalid.startswith("mutator LLM failed: ") and "did not answer" in invalid
+    assert child.new.mutation["failure"] == "timeout"
     assert child.new.genome == {"commit": "abc"} and child.retire == ()
 
 
@@ -156,6 +157,7 @@ def test_a_scoring_or_validation_that_times_out_fails_only_that_candidate() -> N
     finish = asyncio.run(engine(timed_out()).evaluate(CANDIDATE))  # type: ignore[arg-type]
     assert isinstance(finish, Finish) and finish.status is Status.FAILED
     assert finish.reason.startswith("task LLM failed: ")
+    assert finish.failure is Failure.TIMEOUT
     change = asyncio.run(engine(timed_out()).validate(CANDIDATE))  # type: ignore[arg-type]
     assert isinstance(change, AddScores) and change.score.mean == 0.0
     assert all(e.output.startswith("task LLM failed: ") for e in change.score.examples)
@@ -215,9 +217,10 @@ def test_a_code_run_goes_on_after_a_mutation_times_out(tmp_path: Path,
             capsys.readouterr().err
     run_dir = tmp_path / "runs" / "slow"
     assert status_json(run_dir)["state"] == "finished"
-    rows = read_rows(run_dir, "SELECT id, status, reason FROM candidates ORDER BY id")
+    rows = read_rows(run_dir, "SELECT id, status, reason, failure FROM candidates ORDER BY id")
     assert [r[0] for r in rows] == [1, 2, 3]
     assert rows[1][1] == "invalid" and rows[1][2].startswith("mutator LLM failed: ")
+    assert rows[1][3] == "timeout"
     assert "did not answer" in rows[1][2]
     assert "mutator LLM failed" not in (rows[2][2] or "")  # the next child was made as usual
 

@@ -112,6 +112,7 @@ def test_when_no_operator_can_apply_the_child_is_invalid_with_every_reason() -> 
     assert "merge: nothing to work with" in invalid
     assert "crossover: nothing to work with" in invalid
     assert set(child.new.mutation["declined"]) == {"merge", "crossover"}
+    assert child.new.mutation["failure"] == "not_applicable"
     assert child.new.genome == {"commit": "parent"} and child.retire == ()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from archive import ExampleScore, SplitScore
-from evolve._report import format_show, format_status, show, summary
+from evolve._report import children_report, format_show, format_status, show, summary
 from tests.evolve.selection.sel_support import candidate, index_of
 
 
@@ -34,6 +34,7 @@ def test_status_text_says_which_split_chose_the_best():
     data = {"name": "r", "directory": "/d", "state": "finished", "stop_reason": None,
             "candidates": 3, "counts": {"evaluated": 3},
             "llm": {"calls": 0, "tokens": 0, "cache_hits": 0},
+            "children": children_report(index_of()),
             **summary(index_of(scored(1, 0.0, 0.0), scored(2, 0.99)))}
     assert "best: #2 train 0.990" in format_status(data)
     assert "[chosen by train score]" in format_status(data)

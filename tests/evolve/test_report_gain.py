@@ -9,7 +9,7 @@ import re
 from dataclasses import replace
 
 from archive import ExampleScore, SplitScore
-from evolve._report import format_gain, format_status, summary
+from evolve._report import children_report, format_gain, format_status, summary
 from tests.evolve.selection.sel_support import candidate, index_of
 
 #: the line's shape when there is a comparison
@@ -33,7 +33,8 @@ def scored(cid: int, train: float, validation: list[float] | None = None, first:
 def status_text(index) -> str:
     data = {"name": "r", "directory": "/d", "state": "finished", "stop_reason": None,
             "candidates": 3, "counts": {"evaluated": 3},
-            "llm": {"calls": 0, "tokens": 0, "cache_hits": 0}, **summary(index)}
+            "llm": {"calls": 0, "tokens": 0, "cache_hits": 0},
+            "children": children_report(index), **summary(index)}
     json.dumps(data)  # ``evolve status --json`` prints it
     return format_status(data)
 

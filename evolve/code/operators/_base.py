@@ -23,12 +23,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from archive import ArchiveIndex, Candidate
+from archive import ArchiveIndex, Candidate, Failure
 
 from ..._schema import doc
 from ...operators import InvalidChild, MutatorLLM, Transcript, pick
 from .._genome import CodeGenome
-from ._patch import has_markers, marker_violation, syntax_error
+from ._patch import PatchError, has_markers, marker_violation, syntax_error
 
 #: system message of every code-mutator request
 CODE_SYSTEM_PROMPT = (
@@ -133,25 +133,26 @@ def clip(text: str, max_chars: int) -> str:
 
 
 def tree_violation(parent: Mapping[str, str], child: Mapping[str, str],
-                   evolve_paths: Sequence[str], who: str) -> str | None:
-    """Why ``child`` is no valid child of ``parent`` (None: it is one).
+                   evolve_paths: Sequence[str], who: str) -> PatchError | None:
+    """Why ``child`` is no valid child of ``parent``, with its kind (None: it is one).
 
     ``who`` names the change in the reason ("the edit", "the rewrite", "the merge").
     """
     changed = [p for p in sorted(set(parent) | set(child)) if parent.get(p) != child.get(p)]
     if not changed:
-        return f"{who} leaves every file unchanged"
+        return PatchError(f"{who} leaves every file unchanged", Failure.DUPLICATE)
     for path in changed:
         if path not in evolve_paths:
-            return f"{who} changes {path}, which is read-only"
+            return PatchError(f"{who} changes {path}, which is read-only",
+                              Failure.OUTSIDE_MARKERS)
         if path in parent and path in child:
             violation = marker_violation(path, parent[path], child[path])
             if violation:
-                return f"{who} changes {violation}"
+                return PatchError(f"{who} changes {violation}", Failure.OUTSIDE_MARKERS)
     for path in changed:
         error = syntax_error(path, child[path]) if path in child else None
         if error:
-            return error
+            return PatchError(error, Failure.SYNTAX_ERROR)
     return None
 
 
@@ -159,10 +160,11 @@ def finish(transcript: Transcript | None, ctx: CodeMutationContext, files: Mappi
            *, who: str, message: str, mutation_prompt: str,
            extra_parents: tuple[int, ...] = ()) -> CodeMutation:
     """The checked mutation, or raise :class:`InvalidChild` with the violation."""
-    reason = tree_violation(ctx.parent_files, files, ctx.evolve_paths, who)
+    error = tree_violation(ctx.parent_files, files, ctx.evolve_paths, who)
     exchanges = tuple(transcript.exchanges) if transcript else ()
-    if reason:
-        raise transcript.reject(reason) if transcript else InvalidChild(reason)
+    if error:
+        raise (transcript.reject(error.reason, error.failure) if transcript
+               else InvalidChild(error.reason, failure=error.failure))
     return CodeMutation(dict(files), mutation_prompt, extra_parents, exchanges, message)
 
 

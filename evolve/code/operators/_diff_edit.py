@@ -108,7 +108,7 @@ class DiffEdit(LLMCodeOperator):
             files = apply_blocks(ctx.parent_files, blocks, ctx.evolve_paths,
                                  tolerant=self.tolerant)
         except PatchError as exc:
-            raise transcript.reject(exc.reason) from None
+            raise transcript.reject(exc.reason, exc.failure) from None
         touched = sorted({resolve_path(b, ctx.evolve_paths, ctx.parent_files) for b in blocks})
         count = f"{len(blocks)} block{'s' if len(blocks) > 1 else ''}"
         return finish(transcript, ctx, files, who="the edit", mutation_prompt=mutation_prompt,

@@ -55,7 +55,7 @@ class FullRewrite(LLMCodeOperator):
         try:
             code = code_from_answer(answer)
         except PatchError as exc:
-            raise transcript.reject(exc.reason) from None
+            raise transcript.reject(exc.reason, exc.failure) from None
         old = ctx.parent_files[path]
         files = {**ctx.parent_files, path: code}
         lines = f"{len(old.splitlines())} -> {len(code.splitlines())} lines"

@@ -42,6 +42,8 @@ import warnings
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from archive import Failure
+
 MARKER_START = "EVOLVE-BLOCK-START"
 MARKER_END = "EVOLVE-BLOCK-END"
 
@@ -57,11 +59,13 @@ _CONFLICT = re.compile(r"^(?:<{7}|>{7}|\|{7})(?: |$)")
 
 
 class PatchError(ValueError):
-    """An answer or an edit that cannot be used; ``reason`` says why."""
+    """An answer or an edit that cannot be used; ``reason`` says why, ``failure`` its kind
+    (by default: an answer in the right format that cannot be used)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, failure: Failure = Failure.INVALID_OUTPUT) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.failure = failure
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ def parse_blocks(answer: str) -> list[EditBlock]:
         before = []
         i = k + 1
     if not blocks:
-        raise PatchError("the answer holds no SEARCH/REPLACE block")
+        raise PatchError("the answer holds no SEARCH/REPLACE block", Failure.NO_BLOCK)
     return blocks
 
 
@@ -250,15 +254,16 @@ def apply_block(text: str, search: str, replace: str, *, tolerant: bool = True) 
     if not search_lines:
         if text.strip():
             raise PatchError("its SEARCH section is empty (allowed only for an empty or new "
-                             "file)")
+                             "file)", Failure.NO_MATCH)
         return "".join(f"{ln}{newline}" for ln in replace_lines)
     found, shift = _find(bodies, search_lines, tolerant)
     if len(found) > 1:
         raise PatchError(f"its SEARCH text matches {len(found)} places (it must match exactly "
-                         "once: include more surrounding lines)")
+                         "once: include more surrounding lines)", Failure.NO_MATCH)
     if not found:
         first = next((s.strip() for s in search_lines if s.strip()), "")
-        raise PatchError(f"its SEARCH text (starting {first[:60]!r}) is not in the file")
+        raise PatchError(f"its SEARCH text (starting {first[:60]!r}) is not in the file",
+                         Failure.NO_MATCH)
     start, stop = found[0], found[0] + len(search_lines)
     if shift is not None:
         replace_lines = _reindent(replace_lines, shift)
@@ -289,7 +294,7 @@ def resolve_path(block: EditBlock, editable: Sequence[str], files: Collection[st
         return tail[0]
     if path in files:
         raise PatchError(f"block {block.index} edits {path}, which is read-only (the files it "
-                         f"may edit: {', '.join(editable)})")
+                         f"may edit: {', '.join(editable)})", Failure.OUTSIDE_MARKERS)
     raise PatchError(f"block {block.index} edits {block.path}, which is not a file it may "
                      f"edit ({', '.join(editable)})")
 
@@ -309,10 +314,11 @@ def apply_blocks(files: Mapping[str, str], blocks: Sequence[EditBlock],
             new = apply_block(old, block.search, block.replace, tolerant=tolerant)
         except PatchError as exc:
             raise PatchError(f"block {block.index} does not apply to {path}: "
-                             f"{exc.reason}") from None
+                             f"{exc.reason}", exc.failure) from None
         violation = marker_violation(path, old, new)
         if violation:
-            raise PatchError(f"block {block.index} changes {violation}")
+            raise PatchError(f"block {block.index} changes {violation}",
+                             Failure.OUTSIDE_MARKERS)
         out[path] = new
     return out
 
@@ -410,10 +416,10 @@ def code_from_answer(answer: str) -> str:
         blocks.append("".join(f"{ln}\n" for ln in lines[i + 1: j]))
         i = j + 1
     if not blocks:
-        raise PatchError("the answer holds no fenced code block")
+        raise PatchError("the answer holds no fenced code block", Failure.NO_BLOCK)
     best = max(range(len(blocks)), key=lambda k: (len(blocks[k]), k))
     if not blocks[best].strip():
-        raise PatchError("the code block is empty")
+        raise PatchError("the code block is empty", Failure.NO_BLOCK)
     return blocks[best]
 
 

@@ -13,11 +13,12 @@ from evolve._genome import PromptGenome
 from evolve.llm._types import Completion
 from evolve.operators import Mutation, MutationContext, Operator
 
-Answer = str | Exception | Callable[[list[dict[str, str]], int | None], str]
+Answer = str | Completion | Exception | Callable[[list[dict[str, str]], int | None], str]
 
 
 class ScriptedLLM:
-    """Returns canned answers in order and records every request exactly as received."""
+    """Returns canned answers in order and records every request exactly as received (a
+    ``Completion`` answer gives its text and finish reason, e.g. one cut at max_tokens)."""
 
     def __init__(self, answers: Sequence[Answer] = (), *, cached: bool = False) -> None:
         self.answers = list(answers)
@@ -35,9 +36,13 @@ class ScriptedLLM:
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
+        finish_reason = "stop"
+        if isinstance(answer, Completion):
+            answer, finish_reason = answer.text, answer.finish_reason
         text = answer(messages, seed) if callable(answer) else answer
         return Completion(text, prompt_tokens=11 * len(self.calls),
-                          completion_tokens=len(text.split()), cached=self.cached)
+                          completion_tokens=len(text.split()), finish_reason=finish_reason,
+                          cached=self.cached)
 
     def requests(self) -> list[str]:
         """The user message of each call."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from archive import Failure
 from evolve._errors import LLMRejectedError, LLMResponseError
 from evolve.code.operators import CODE_SYSTEM_PROMPT, CodeMutation, DiffEdit, HyperDiff
 from evolve.code.operators._patch import format_block
+from evolve.llm._types import Completion
 from evolve.operators import SYSTEM_PROMPT, InvalidChild
 
 from .code_support import HYPER, MP, PROBLEM, code_candidate, code_context, run_code
@@ -117,28 +119,47 @@ def test_same_seed_and_answers_give_the_same_child() -> None:
 
 
 # -- invalid children ---------------------------------------------------------------------------
-@pytest.mark.parametrize("answer,reason", [
-    ("I would square the numbers.", "the answer holds no SEARCH/REPLACE block"),
+@pytest.mark.parametrize("answer,reason,kind", [
+    ("I would square the numbers.", "the answer holds no SEARCH/REPLACE block",
+     Failure.NO_BLOCK),
     (format_block(None, "    return tot\n", "    return 0\n"),
      "block 1 does not apply to solve.py: its SEARCH text (starting 'return tot') is not in "
-     "the file"),
+     "the file", Failure.NO_MATCH),
     (format_block(None, "", "x = 1\n"),
-     "block 1 does not apply to solve.py: its SEARCH section is empty"),
+     "block 1 does not apply to solve.py: its SEARCH section is empty", Failure.NO_MATCH),
     ("solve.py\n<<<<<<< SEARCH\n    return total\n=======\n    return 1\n",
-     "block 1 is not closed (no >>>>>>> REPLACE line; the answer may have been cut off)"),
+     "block 1 is not closed (no >>>>>>> REPLACE line; the answer may have been cut off)",
+     Failure.INVALID_OUTPUT),
     (format_block(None, "    return total\n", "    return total\n"),
-     "the edit leaves every file unchanged"),
+     "the edit leaves every file unchanged", Failure.DUPLICATE),
     (format_block(None, "    return total\n", "    return total +\n"),
-     "syntax error in solve.py line 5: invalid syntax"),
+     "syntax error in solve.py line 5: invalid syntax", Failure.SYNTAX_ERROR),
     (format_block("helper.py", "    return 1\n", "    return 2\n"),
-     "block 1 edits helper.py, which is read-only (the files it may edit: solve.py)"),
+     "block 1 edits helper.py, which is read-only (the files it may edit: solve.py)",
+     Failure.OUTSIDE_MARKERS),
     (format_block("other.py", "a\n", "b\n"),
-     "block 1 edits other.py, which is not a file it may edit (solve.py)"),
+     "block 1 edits other.py, which is not a file it may edit (solve.py)",
+     Failure.INVALID_OUTPUT),
 ])
-def test_invalid_edits_say_why(answer: str, reason: str) -> None:
+def test_invalid_edits_say_why(answer: str, reason: str, kind: Failure) -> None:
     exc, llm = invalid(answer)
     assert exc.reason.startswith(reason)
+    assert exc.failure is kind
     assert len(exc.exchanges) == 1 and exc.exchanges[0]["response"] == answer
+
+
+def test_an_answer_cut_at_max_tokens_that_cannot_be_used_is_truncated() -> None:
+    cut = "solve.py\n<<<<<<< SEARCH\n    return total\n=======\n    return"
+    exc, _ = invalid(Completion(cut, finish_reason="length"), max_tokens=40)
+    assert exc.failure is Failure.TRUNCATED
+    assert exc.reason.startswith("the reply was cut at max_tokens (40): block 1 is not closed")
+
+
+def test_the_blocks_written_whole_before_the_cut_still_make_a_child() -> None:
+    whole = format_block(None, "    return total\n", "    return -total\n")
+    mutation, _ = edit(Completion(whole + "solve.py\n<<<<<<< SEARCH\n    tot",
+                                  finish_reason="length"))
+    assert "return -total" in mutation.files["solve.py"]
 
 
 def test_an_ambiguous_search_is_invalid() -> None:
@@ -146,6 +167,7 @@ def test_an_ambiguous_search_is_invalid() -> None:
     exc, _ = invalid(format_block(None, "x = 1\n", "x = 3\n"), tree=tree)
     assert exc.reason == ("block 1 does not apply to solve.py: its SEARCH text matches 2 places "
                           "(it must match exactly once: include more surrounding lines)")
+    assert exc.failure is Failure.NO_MATCH
 
 
 def test_a_block_without_path_is_invalid_with_several_evolvable_files() -> None:
@@ -167,6 +189,7 @@ def test_a_block_without_path_is_invalid_with_several_evolvable_files() -> None:
 def test_edits_outside_the_marked_regions_are_invalid(old: str, new: str, reason: str) -> None:
     exc, _ = invalid(format_block("solve.py", old, new), tree={"solve.py": MARKED})
     assert exc.reason.startswith(reason)
+    assert exc.failure is Failure.OUTSIDE_MARKERS
 
 
 def test_a_later_block_that_breaks_a_rule_invalidates_the_whole_answer() -> None:
