@@ -177,6 +177,9 @@ class Engine:
                                   "seconds": round(time.perf_counter() - started, 6)}
         if declined:
             record["declined"] = declined
+        repairs = sum(1 for ex in exchanges if ex.get("repair"))
+        if repairs:
+            record["repairs"] = repairs  # answers sent back with their error (``follow_up``)
         if invalid is not None:
             record["invalid"] = invalid
             record["failure"] = failure.value

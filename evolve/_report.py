@@ -39,10 +39,12 @@ UNCLASSIFIED = "unclassified"
 def children_report(index: ArchiveIndex) -> dict[str, Any]:
     """How the children (candidates with a parent, finished) fared, over the run and per
     operator: how many were made, how many were valid (evaluated: the child ran and was
-    scored), the valid-child rate, and the others counted by failure kind (``Failure``;
-    failed ones included), most frequent first."""
+    scored), the valid-child rate, how many valid ones needed a repair turn, and the
+    others counted by failure kind (``Failure``; failed ones included), most frequent
+    first."""
     made: Counter[str] = Counter()
     valid: Counter[str] = Counter()
+    repaired: Counter[str] = Counter()
     reasons: dict[str, Counter[str]] = {}
     for c in index.candidates(status=FINAL_STATUSES):
         if not c.parent_ids:
@@ -50,19 +52,22 @@ def children_report(index: ArchiveIndex) -> dict[str, Any]:
         made[c.operator] += 1
         if c.status is Status.EVALUATED:
             valid[c.operator] += 1
+            repaired[c.operator] += bool((c.mutation or {}).get("repairs"))
         else:
             kind = c.failure.value if c.failure is not None else UNCLASSIFIED
             reasons.setdefault(c.operator, Counter())[kind] += 1
 
-    def part(n_made: int, n_valid: int, by_reason: Counter[str]) -> dict[str, Any]:
+    def part(n_made: int, n_valid: int, n_repaired: int,
+             by_reason: Counter[str]) -> dict[str, Any]:
         return {"made": n_made, "valid": n_valid,
                 "valid_rate": round(n_valid / n_made, 4) if n_made else None,
+                "repaired": n_repaired,
                 "by_reason": dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])))}
 
     total = sum(reasons.values(), Counter())
-    return {**part(sum(made.values()), sum(valid.values()), total),
-            "by_operator": {op: part(made[op], valid[op], reasons.get(op, Counter()))
-                            for op in sorted(made)}}
+    return {**part(made.total(), valid.total(), repaired.total(), total),
+            "by_operator": {op: part(made[op], valid[op], repaired[op],
+                                     reasons.get(op, Counter())) for op in sorted(made)}}
 
 
 def format_children(children: dict[str, Any]) -> list[str]:
@@ -70,6 +75,8 @@ def format_children(children: dict[str, Any]) -> list[str]:
     def line(part: dict[str, Any]) -> str:
         rate = f" ({part['valid_rate']:.0%})" if part["valid_rate"] is not None else ""
         text = f"{part['made']} made, {part['valid']} valid{rate}"
+        if part["repaired"]:
+            text += f" ({part['repaired']} after a repair)"
         if part["by_reason"]:
             text += "; not valid: " + ", ".join(f"{k} {v}" for k, v in part["by_reason"].items())
         return text

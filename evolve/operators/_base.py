@@ -110,6 +110,7 @@ class Transcript:
         self.system = system
         self.constrained = constrained
         self.exchanges: list[dict[str, Any]] = []
+        self._conversation: list[dict[str, str]] = []  # the last one, its answer included
 
     @classmethod
     def of(cls, ctx: MutationContext, *, constrained: bool = False) -> Transcript:
@@ -128,6 +129,21 @@ class Transcript:
         """
         messages = [{"role": "system", "content": self.system if system is None else system},
                     {"role": "user", "content": request}]
+        return await self._converse(messages, stop, grammar)
+
+    async def follow_up(self, request: str, *, grammar: Grammar | None = None) -> str:
+        """Send ``request`` in the conversation of the last ``ask`` (after its answer), e.g.
+        the exact error that made the answer unusable; the exchange is marked ``repair``
+        with its number (1 for the first)."""
+        if not self._conversation:
+            raise RuntimeError("follow_up needs an earlier ask")
+        messages = [*self._conversation, {"role": "user", "content": request}]
+        text = await self._converse(messages, None, grammar)
+        self.exchanges[-1]["repair"] = sum(1 for ex in self.exchanges if "repair" in ex) + 1
+        return text
+
+    async def _converse(self, messages: list[dict[str, str]], stop: list[str] | None,
+                        grammar: Grammar | None) -> str:
         seed = int(self.rng.integers(_SEED_BOUND))
         gbnf = grammar.gbnf() if grammar is not None else None
         try:
@@ -138,6 +154,7 @@ class Transcript:
             # the server refused the grammar (its own limits): ask again unconstrained
             self.exchanges[-1]["grammar_refused"] = str(exc)
             completion = await self._send(messages, seed, stop, None)
+        self._conversation = [*messages, {"role": "assistant", "content": completion.text}]
         return completion.text
 
     async def _send(self, messages: list[dict[str, str]], seed: int, stop: list[str] | None,

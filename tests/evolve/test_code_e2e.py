@@ -68,7 +68,8 @@ def test_a_code_run_records_valid_invalid_failed_children_in_archive_and_git(
                         "batch_size": 3, "validate_top": 1,
                         "stages": [{"examples": 1, "threshold": 0.99}]},
             "evolution": {"genome": "code", "population_size": 2, "generation_size": 1,
-                          "operators": {"diff_edit": 1.0}},
+                          "operators": {"diff_edit": 1.0},
+                          "operator_options": {"diff_edit": {"repairs": 0}}},
             "sandbox": {"backend": "bwrap", "workers": 2},
             "budget": {"candidates": 6},
         }))
@@ -154,3 +155,33 @@ def test_resume_repairs_git_refs_that_disagree_with_the_archive(
         assert main(["resume", str(run_dir), "--quiet"]) == 0
     names = {r.path for r in git.Repo(run_dir / "repo").refs}
     assert "refs/candidates/2" in names and "refs/candidates/99" not in names
+
+
+def test_a_repaired_child_is_scored_and_counted_as_repaired(tmp_path: Path,
+                                                           benchmark_dir: Path) -> None:
+    with StubOpenAI() as stub:
+        stub.script(Reply.ok(edit("return sorted(numbers)", search="    no such line")),
+                    Reply.ok(edit("return sorted(numbers)")))  # the answer to the error
+        llm = {"backend": "external", "base_url": stub.base_url, "model": "stub"}
+        config = tmp_path / "sort.yaml"
+        config.write_text(yaml.safe_dump({
+            "runs_dir": str(tmp_path / "runs"),
+            "llm": {"mutator": llm, "task": llm},
+            "fitness": {"benchmark": "directory", "options": {"path": str(benchmark_dir)},
+                        "batch_size": 1, "validate_top": 0},
+            "evolution": {"genome": "code", "population_size": 2, "generation_size": 1,
+                          "operators": {"diff_edit": 1.0}},
+            "sandbox": {"backend": "process"},
+            "budget": {"candidates": 2},
+        }))
+        assert main(["run", str(config), "--name", "r", "--quiet"]) == 0
+        asked = [body["messages"] for body in stub.bodies]
+    run_dir = tmp_path / "runs" / "r"
+    [(status, mutation)] = read_rows(run_dir, "SELECT status, mutation FROM candidates "
+                                              "WHERE id = 2")
+    mutation = json.loads(mutation)
+    assert status == "evaluated" and mutation["repairs"] == 1
+    assert [ex.get("repair") for ex in mutation["exchanges"]] == [None, 1]
+    assert "is not in the file" in asked[1][-1]["content"]  # the exact error went back
+    children = status_json(run_dir)["children"]
+    assert (children["made"], children["valid"], children["repaired"]) == (1, 1, 1)

@@ -24,7 +24,7 @@ def test_counts_by_kind_and_operator_and_the_valid_rate():
     index = index_of(
         candidate(1, 0.2),  # the seed: no parent, not a child
         candidate(2, 0.3),  # an initial unit: no parent either
-        child(3, "diff_edit"),
+        replace(child(3, "diff_edit"), mutation={"repairs": 1}),
         child(4, "diff_edit", Failure.NO_MATCH),
         child(5, "diff_edit", Failure.NO_MATCH),
         child(6, "diff_edit", Failure.TRUNCATED),
@@ -42,15 +42,16 @@ def test_counts_by_kind_and_operator_and_the_valid_rate():
     assert list(report["by_reason"]) == ["no_match", "duplicate", "timeout", "truncated",
                                          "unclassified"]  # most frequent first, then by name
     ops = report["by_operator"]
-    assert ops["diff_edit"] == {"made": 4, "valid": 1, "valid_rate": 0.25,
+    assert ops["diff_edit"] == {"made": 4, "valid": 1, "valid_rate": 0.25, "repaired": 1,
                                 "by_reason": {"no_match": 2, "truncated": 1}}
     assert ops["full_rewrite"]["made"] == 3 and ops["full_rewrite"]["valid"] == 1
-    assert ops["merge"] == {"made": 1, "valid": 0, "valid_rate": 0.0,
+    assert ops["merge"] == {"made": 1, "valid": 0, "valid_rate": 0.0, "repaired": 0,
                             "by_reason": {"unclassified": 1}}
     lines = format_children(report)
-    assert lines[0] == ("children: 8 made, 2 valid (25%); not valid: no_match 2, duplicate 1, "
-                        "timeout 1, truncated 1, unclassified 1")
-    assert "  diff_edit: 4 made, 1 valid (25%); not valid: no_match 2, truncated 1" in lines
+    assert lines[0] == ("children: 8 made, 2 valid (25%) (1 after a repair); not valid: "
+                        "no_match 2, duplicate 1, timeout 1, truncated 1, unclassified 1")
+    assert ("  diff_edit: 4 made, 1 valid (25%) (1 after a repair); not valid: no_match 2, "
+            "truncated 1") in lines
 
 
 def test_a_run_with_no_children_yet():

@@ -25,6 +25,7 @@ import numpy as np
 
 from archive import ArchiveIndex, Candidate, Failure
 
+from ..._grammar import Grammar
 from ..._schema import doc
 from ...operators import InvalidChild, MutatorLLM, Transcript, pick
 from .._genome import CodeGenome
@@ -132,6 +133,18 @@ def clip(text: str, max_chars: int) -> str:
     return f"{text[:max_chars].rstrip()}\n[... {len(text) - max_chars} more characters]"
 
 
+#: the failures a second answer can fix (a timeout or an LLM error cannot be argued with)
+REPAIRABLE = frozenset({Failure.NO_BLOCK, Failure.INVALID_OUTPUT, Failure.NO_MATCH,
+                        Failure.OUTSIDE_MARKERS, Failure.SYNTAX_ERROR, Failure.DUPLICATE,
+                        Failure.TRUNCATED})
+
+
+def repair_request(reason: str) -> str:
+    """The follow-up that sends ``reason`` (why the answer made no valid child) back."""
+    return (f"Your answer could not be used: {reason}.\n\nAnswer again, in the format asked "
+            "for above, with this fixed.")
+
+
 def tree_violation(parent: Mapping[str, str], child: Mapping[str, str],
                    evolve_paths: Sequence[str], who: str) -> PatchError | None:
     """Why ``child`` is no valid child of ``parent``, with its kind (None: it is one).
@@ -184,10 +197,34 @@ class LLMCodeOperator(CodeOperator):
         "editable regions; full_rewrite: one fenced file keeping the frozen text; mutation "
         "prompts: one instruction). Servers that take no grammar are asked unconstrained.",
         True)
+    repairs: int = doc(
+        "How many times an answer that makes no valid child (no block, a SEARCH text not "
+        "found, frozen text changed, a syntax error, no change, cut at max_tokens) is sent "
+        "back to the mutator with the exact error, in the same conversation, before the "
+        "child is recorded invalid (0: never).", 1)
 
     def __post_init__(self) -> None:
         if self.feedback_chars < 0 or self.context_chars < 0:
             raise ValueError("feedback_chars and context_chars must not be negative")
+        if self.repairs < 0:
+            raise ValueError("repairs must not be negative")
+
+    async def child_from_answers(self, transcript: Transcript, request: str,
+                                 grammar: Grammar | None,
+                                 child: Callable[[str], CodeMutation]) -> CodeMutation:
+        """``child(answer)`` for the answer to ``request``; while it raises
+        :class:`InvalidChild` and ``repairs`` are left, the error goes back to the mutator
+        in the same conversation and ``child`` gets the new answer."""
+        answer = await transcript.ask(request, grammar=grammar)
+        for attempt in range(self.repairs + 1):
+            try:
+                return child(answer)
+            except InvalidChild as exc:
+                if attempt == self.repairs or exc.failure not in REPAIRABLE:
+                    raise
+                answer = await transcript.follow_up(repair_request(exc.reason),
+                                                    grammar=grammar)
+        raise AssertionError("unreachable")
 
     def overview(self, ctx: CodeMutationContext, mutation_prompt: str,
                  paths: Sequence[str]) -> str:

@@ -94,25 +94,30 @@ class DiffEdit(LLMCodeOperator):
         paths = editable_files(ctx)
         transcript = code_transcript(ctx, constrained=self.constrained)
         mutation_prompt, note = await self._mutation_prompt(ctx, transcript)
-        answer = await transcript.ask(
-            f"{self.overview(ctx, mutation_prompt, paths)}\n\n{diff_format(paths)}",
-            grammar=self._grammar(ctx, paths))
-        if transcript.exchanges[-1].get("finish_reason") == "length":
-            answer = complete_part(answer) or answer  # cut off: the blocks written whole
-        try:
-            blocks = parse_blocks(answer)
-            if len(blocks) > self.max_blocks:
-                raise PatchError(f"the answer holds {len(blocks)} SEARCH/REPLACE blocks "
-                                 f"(at most {self.max_blocks} are accepted)")
-            blocks = without_repeats(blocks)
-            files = apply_blocks(ctx.parent_files, blocks, ctx.evolve_paths,
-                                 tolerant=self.tolerant)
-        except PatchError as exc:
-            raise transcript.reject(exc.reason, exc.failure) from None
-        touched = sorted({resolve_path(b, ctx.evolve_paths, ctx.parent_files) for b in blocks})
-        count = f"{len(blocks)} block{'s' if len(blocks) > 1 else ''}"
-        return finish(transcript, ctx, files, who="the edit", mutation_prompt=mutation_prompt,
-                      message=f"{self.name}: {note}{count} in {', '.join(touched)}")
+
+        def child(answer: str) -> CodeMutation:
+            if transcript.exchanges[-1].get("finish_reason") == "length":
+                answer = complete_part(answer) or answer  # cut off: the blocks written whole
+            try:
+                blocks = parse_blocks(answer)
+                if len(blocks) > self.max_blocks:
+                    raise PatchError(f"the answer holds {len(blocks)} SEARCH/REPLACE blocks "
+                                     f"(at most {self.max_blocks} are accepted)")
+                blocks = without_repeats(blocks)
+                files = apply_blocks(ctx.parent_files, blocks, ctx.evolve_paths,
+                                     tolerant=self.tolerant)
+            except PatchError as exc:
+                raise transcript.reject(exc.reason, exc.failure) from None
+            touched = sorted({resolve_path(b, ctx.evolve_paths, ctx.parent_files)
+                              for b in blocks})
+            count = f"{len(blocks)} block{'s' if len(blocks) > 1 else ''}"
+            return finish(transcript, ctx, files, who="the edit",
+                          mutation_prompt=mutation_prompt,
+                          message=f"{self.name}: {note}{count} in {', '.join(touched)}")
+
+        return await self.child_from_answers(
+            transcript, f"{self.overview(ctx, mutation_prompt, paths)}\n\n{diff_format(paths)}",
+            self._grammar(ctx, paths), child)
 
     def _grammar(self, ctx: CodeMutationContext, paths: Sequence[str]) -> Grammar | None:
         """Blocks that search whole lines of the parent's editable regions (None when

@@ -49,15 +49,19 @@ class FullRewrite(LLMCodeOperator):
         transcript = code_transcript(ctx, constrained=self.constrained)
         grammar = (rewrite_grammar(path, ctx.parent_files[path], language(path))
                    if self.constrained else None)
-        answer = await transcript.ask(
-            f"{self.overview(ctx, mutation_prompt, [path])}\n\n{rewrite_format(path)}",
-            grammar=grammar)
-        try:
-            code = code_from_answer(answer)
-        except PatchError as exc:
-            raise transcript.reject(exc.reason, exc.failure) from None
-        old = ctx.parent_files[path]
-        files = {**ctx.parent_files, path: code}
-        lines = f"{len(old.splitlines())} -> {len(code.splitlines())} lines"
-        return finish(transcript, ctx, files, who="the rewrite", mutation_prompt=mutation_prompt,
-                      message=f"{self.name}: rewrote {path} ({lines})")
+
+        def child(answer: str) -> CodeMutation:
+            try:
+                code = code_from_answer(answer)
+            except PatchError as exc:
+                raise transcript.reject(exc.reason, exc.failure) from None
+            old = ctx.parent_files[path]
+            files = {**ctx.parent_files, path: code}
+            lines = f"{len(old.splitlines())} -> {len(code.splitlines())} lines"
+            return finish(transcript, ctx, files, who="the rewrite",
+                          mutation_prompt=mutation_prompt,
+                          message=f"{self.name}: rewrote {path} ({lines})")
+
+        return await self.child_from_answers(
+            transcript, f"{self.overview(ctx, mutation_prompt, [path])}\n\n"
+            f"{rewrite_format(path)}", grammar, child)

@@ -35,7 +35,7 @@ def invalid(answers, *, tree=TREE, evolve_paths=("solve.py",), operator=None,
     llm = ScriptedLLM(answers if isinstance(answers, list) else [answers])
     ctx = code_context({1: tree}, llm, evolve_paths=evolve_paths, **kw)
     with pytest.raises(InvalidChild) as info:
-        run_code(operator or DiffEdit(), ctx)
+        run_code(operator or DiffEdit(repairs=0), ctx)
     assert info.value.reason
     assert_recorded(info.value.exchanges, llm)
     if info.value.exchanges:
@@ -201,7 +201,7 @@ def test_a_later_block_that_breaks_a_rule_invalidates_the_whole_answer() -> None
 
 def test_too_many_blocks_are_invalid() -> None:
     block = format_block(None, "    return total\n", "    return -total\n")
-    exc, _ = invalid(block * 3, operator=DiffEdit(max_blocks=2))
+    exc, _ = invalid(block * 3, operator=DiffEdit(max_blocks=2, repairs=0))
     assert exc.reason == "the answer holds 3 SEARCH/REPLACE blocks (at most 2 are accepted)"
 
 
@@ -263,7 +263,7 @@ def test_zero_order_hyper_diff_writes_the_prompt_from_the_task_alone() -> None:
     ([NEW_MP, "no blocks here"], "the answer holds no SEARCH/REPLACE block", 2),
 ])
 def test_hyper_diff_invalid_children(answers: list[str], reason: str, asked: int) -> None:
-    exc, llm = invalid(answers, operator=HyperDiff())
+    exc, llm = invalid(answers, operator=HyperDiff(repairs=0))
     assert exc.reason == reason and len(llm.calls) == asked
 
 

@@ -26,7 +26,7 @@ def rewrite(answers, tree, *, evolve_paths=("solve.py",), **kw):
 def rewrite_invalid(answer: str, tree=None) -> InvalidChild:
     llm = ScriptedLLM([answer])
     with pytest.raises(InvalidChild) as info:
-        run_code(FullRewrite(), code_context({1: tree or {"solve.py": SOLVE}}, llm))
+        run_code(FullRewrite(repairs=0), code_context({1: tree or {"solve.py": SOLVE}}, llm))
     assert_recorded(info.value.exchanges, llm)
     assert info.value.exchanges[-1]["rejected"] == info.value.reason
     return info.value
