@@ -118,7 +118,8 @@ def test_a_code_run_records_valid_invalid_failed_children_in_archive_and_git(
     # evolve show, checkout and lineage tell the same story
     assert main(["show", str(run_dir), "4"]) == 0
     shown = capsys.readouterr().out
-    assert "failed (runtime_error) - exit on all" in shown and "+    raise RuntimeError('boom')" in shown
+    assert "failed (runtime_error) - exit on all" in shown
+    assert "+    raise RuntimeError('boom')" in shown
     assert main(["show", str(run_dir), "3"]) == 0
     assert "invalid (syntax_error) - syntax error in main.py" in capsys.readouterr().out
     assert main(["checkout", str(run_dir), "6", str(tmp_path / "six")]) == 0
