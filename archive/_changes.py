@@ -144,6 +144,7 @@ def plan_add(index: IndexView, new: NewCandidate, retire: Sequence[int], now: fl
         descriptors=enc.mapping("descriptors", new.descriptors),
         created_at=now,
         updated_at=now,
+        fingerprint=_fingerprint(new.fingerprint),
     )
     return _planned(enc, candidate, [evolve_record(r, retired_by=cid, updated_at=now)
                                      for r in retirees])
@@ -210,6 +211,10 @@ def plan_finish(index: IndexView, change: Finish, now: float) -> Plan:
         timings=enc.mapping("timings", {**current.timings, **(change.timings or {})}),
         updated_at=now,
     ), before=current.status)
+
+
+def _fingerprint(fingerprint: str | None) -> str | None:
+    return None if fingerprint is None else text(fingerprint, "fingerprint")
 
 
 def _failure(failure: Failure | str | None, status: Status, candidate_id: int
@@ -292,4 +297,5 @@ def plan_import(index: ArchiveIndex, candidate: Candidate) -> Plan:
         created_at=float(candidate.created_at),
         updated_at=float(candidate.updated_at),
         failure=failure,
+        fingerprint=_fingerprint(candidate.fingerprint),
     ))

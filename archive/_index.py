@@ -33,6 +33,7 @@ class ArchiveIndex:
     def __init__(self) -> None:
         self._by_id: dict[int, Candidate] = {}
         self._by_slot: dict[int, int] = {}
+        self._by_fingerprint: dict[str, int] = {}  # the first candidate with each one
         self._children: dict[int, list[int]] = {}
         self._fitness = np.full(1024, np.nan)  # NaN: not evaluated
         self._member = np.zeros(1024, dtype=bool)  # alive and evaluated: in the population
@@ -69,6 +70,10 @@ class ArchiveIndex:
             self._in_id_order = False
         self._by_id[cid] = candidate
         self._by_slot[candidate.slot] = cid
+        if candidate.fingerprint is not None:
+            first = self._by_fingerprint.setdefault(candidate.fingerprint, cid)
+            if cid < first:
+                self._by_fingerprint[candidate.fingerprint] = cid
         self._max_id = max(self._max_id, cid)
         self._max_slot = max(self._max_slot, candidate.slot)
         self._max_generation = max(self._max_generation, candidate.generation)
@@ -142,6 +147,11 @@ class ArchiveIndex:
 
     def by_slot(self, slot: int) -> Candidate | None:
         cid = self._by_slot.get(slot)
+        return None if cid is None else self._by_id[cid]
+
+    def with_fingerprint(self, fingerprint: str) -> Candidate | None:
+        """The first candidate (lowest id) whose fingerprint is ``fingerprint``, if any."""
+        cid = self._by_fingerprint.get(fingerprint)
         return None if cid is None else self._by_id[cid]
 
     def next_slot(self) -> int:

@@ -132,6 +132,9 @@ class NewCandidate:
     mutation: Mapping[str, Any] | None = None  # exact LLM requests/responses that made it
     usage: Usage = Usage()  # usage of the mutation step
     descriptors: Mapping[str, float] = field(default_factory=dict)
+    #: what the candidate is, normalised as its genome kind sees it (equal fingerprints:
+    #: candidates that would be evaluated alike); None when it is not comparable
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ class Candidate:
     created_at: float
     updated_at: float
     failure: Failure | None = None  # the kind of ``reason`` (failed and invalid candidates)
+    fingerprint: str | None = None  # see ``NewCandidate.fingerprint``
 
     @property
     def alive(self) -> bool:

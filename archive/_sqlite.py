@@ -80,9 +80,10 @@ def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
 
 
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
-    """The kind of a failed or invalid candidate's reason (``Failure``); NULL for the
-    candidates of older archives."""
+    """The kind of a failed or invalid candidate's reason (``Failure``) and each
+    candidate's fingerprint; NULL for the candidates of older archives."""
     conn.execute("ALTER TABLE candidates ADD COLUMN failure TEXT")
+    conn.execute("ALTER TABLE candidates ADD COLUMN fingerprint TEXT")
 
 
 #: ``MIGRATIONS[v]`` takes a database from schema version ``v`` to ``v + 1``
@@ -93,8 +94,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _TABLES = frozenset({"schema_version", "meta", "candidates", "edges", "scores", "llm_cache"})
 
 _COLUMNS = ("id, slot, kind, genome, operator, generation, status, reason, retired_by, "
-            "mutation, usage, timings, descriptors, created_at, updated_at, failure")
-_INSERT_CANDIDATE = f"INSERT INTO candidates ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+            "mutation, usage, timings, descriptors, created_at, updated_at, failure, fingerprint")
+_INSERT_CANDIDATE = f"INSERT INTO candidates ({_COLUMNS}) VALUES ({', '.join('?' * 17)})"
 _INSERT_EDGE = "INSERT INTO edges (parent_id, child_id, position) VALUES (?, ?, ?)"
 _UPSERT_SCORE = ("INSERT INTO scores (candidate_id, split, mean, examples) VALUES (?, ?, ?, ?) "
                  "ON CONFLICT (candidate_id, split) DO UPDATE "
@@ -146,7 +147,8 @@ def _candidate_row(plan: _changes.Plan) -> tuple[Any, ...]:
     c, t = plan.candidate, plan.texts
     return (c.id, c.slot, c.kind, t["genome"], c.operator, c.generation, c.status.value,
             c.reason, c.retired_by, t["mutation"], t["usage"], t["timings"], t["descriptors"],
-            c.created_at, c.updated_at, None if c.failure is None else c.failure.value)
+            c.created_at, c.updated_at, None if c.failure is None else c.failure.value,
+            c.fingerprint)
 
 
 def _score_rows(plan: _changes.Plan) -> list[tuple[Any, ...]]:
@@ -263,7 +265,7 @@ class SQLiteStorage(ArchiveStorage):
         while rows := cursor.fetchmany(4096):
             for (cid, slot, kind, genome, op, generation, status, reason, retired_by,
                  mutation, usage, timings, descriptors, created_at, updated_at,
-                 failure) in rows:
+                 failure, fingerprint) in rows:
                 u = usages.get(usage)
                 if u is None:
                     u = usages[usage] = Usage.from_dict(loads(usage))
@@ -271,7 +273,8 @@ class SQLiteStorage(ArchiveStorage):
                     cid, slot, kind, loads(genome), tuple(parents.get(cid, ())), op, generation,
                     _STATUSES[status], reason, retired_by, scores.get(cid, {}),
                     None if mutation is None else loads(mutation), u, loads(timings),
-                    loads(descriptors), created_at, updated_at, _FAILURES.get(failure)))
+                    loads(descriptors), created_at, updated_at, _FAILURES.get(failure),
+                    fingerprint))
 
     # -- transactions ------------------------------------------------------------------------
     @contextmanager

@@ -31,7 +31,7 @@ import logging
 import math
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -94,6 +94,9 @@ class Engine:
     validation_size: int | None
     usage_before: Mapping[str, Usage]
     stages: Sequence[StageConfig] = ()
+    #: fingerprint -> slot of the valid children this execution made (the archive's
+    #: index knows those already written; these also cover the ones not written yet)
+    made: dict[str, int] = field(default_factory=dict)
 
     # -- accounting ------------------------------------------------------------------------
     def llm_usage(self) -> dict[str, Usage]:
@@ -130,6 +133,11 @@ class Engine:
         e.g. a merge with no second member) gives way to another drawn among the enabled
         operators that have not declined, so each is tried at most once; when none can
         apply, the child is invalid with every operator's reason.
+
+        A child whose fingerprint (``Species.fingerprint``) equals an earlier candidate's
+        that is not invalid (its parent's, or any other in the archive, or one made earlier
+        in this generation) is invalid as a ``duplicate`` of it, and not evaluated again;
+        the mutation record names its slot (``duplicate_of_slot``), ``evaluate`` its id.
         """
         parent = self.storage.get(selection.parent)
         rng = self.streams(CHILD, slot)
@@ -170,11 +178,19 @@ class Engine:
                 invalid = unexpected(exc, "making the child", slot)
                 failure = Failure.INTERNAL
             break
+        fingerprint = None if invalid is not None else self.species.fingerprint(genome)
+        duplicate_of = self.earlier_with(fingerprint)
+        if duplicate_of is not None:
+            invalid, failure = "the child equals an earlier candidate", Failure.DUPLICATE
+        elif fingerprint is not None:
+            self.made.setdefault(fingerprint, slot)
         if invalid is not None:
-            genome = self.species.invalid_genome(parent)
+            genome, fingerprint = self.species.invalid_genome(parent), None
         exchanges = [*spent, *exchanges]
         record: dict[str, Any] = {"exchanges": exchanges,
                                   "seconds": round(time.perf_counter() - started, 6)}
+        if duplicate_of is not None:
+            record["duplicate_of_slot"] = duplicate_of
         if declined:
             record["declined"] = declined
         repairs = sum(1 for ex in exchanges if ex.get("repair"))
@@ -187,7 +203,15 @@ class Engine:
             slot=slot, kind=self.species.kind, genome=genome,
             parent_ids=(parent.id, *extra_parents), operator=operator.name,
             generation=generation, mutation=record, usage=exchanges_usage(exchanges),
+            fingerprint=fingerprint,
         ), () if invalid else selection.retire)
+
+    def earlier_with(self, fingerprint: str | None) -> int | None:
+        """The slot of the first candidate, not invalid, with ``fingerprint`` (None: none)."""
+        if fingerprint is None:
+            return None
+        earlier = self.storage.index.with_fingerprint(fingerprint)
+        return earlier.slot if earlier is not None else self.made.get(fingerprint)
 
     def redraw_operator(self, rng: np.random.Generator, declined: Collection[str]) -> Any:
         """An operator drawn by weight among the enabled ones not named in ``declined``;
@@ -206,7 +230,8 @@ class Engine:
             slot=slot, kind=self.species.kind, genome=dict(founder.genome),
             operator=founder.operator, generation=0,
             mutation={"exchanges": list(founder.exchanges)},
-            usage=exchanges_usage(founder.exchanges)), ())
+            usage=exchanges_usage(founder.exchanges),
+            fingerprint=self.species.fingerprint(founder.genome)), ())
 
     # -- evaluating ------------------------------------------------------------------------------
     def training_batch(self, slot: int) -> list[Example]:
@@ -220,6 +245,8 @@ class Engine:
         mutation = candidate.mutation or {}
         invalid = mutation.get("invalid")
         if invalid:
+            if "duplicate_of_slot" in mutation:
+                invalid = self.duplicate_reason(candidate, mutation["duplicate_of_slot"])
             return await self._finish(Finish(
                 candidate.id, Status.INVALID, reason=invalid,
                 failure=mutation.get("failure", Failure.INVALID_OUTPUT)))
@@ -244,6 +271,14 @@ class Engine:
             reason=failed and failed.reason, scores=tuple(scores), usage=usage,
             timings={"evaluate": time.perf_counter() - started},
             failure=failed and failed.kind))
+
+    def duplicate_reason(self, candidate: Candidate, slot: int) -> str:
+        """Which candidate ``candidate`` duplicates (by id, once it is in the archive)."""
+        earlier = self.storage.index.by_slot(slot)
+        if earlier is None:
+            return f"the child equals the candidate in slot {slot}: not evaluated again"
+        whose = " (its parent)" if earlier.id in candidate.parent_ids else ""
+        return f"the child equals #{earlier.id}{whose}: not evaluated again"
 
     async def _finish(self, finish: Finish) -> Candidate:
         return await self.writer.apply(finish, meta=self.usage_meta)

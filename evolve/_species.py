@@ -11,6 +11,8 @@ operator's result into a stored genome, and scoring a candidate on examples.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from archive import Candidate, ExampleScore, Failure, SplitScore, Usage
 from fitness import Benchmark, Example, PromptEvaluator
 
 from ._genome import PROMPT_KIND, PromptGenome
-from .operators import MutationContext, MutatorLLM, initial_population
+from .operators import MutationContext, MutatorLLM, initial_population, normalise
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,12 @@ class Species(ABC):
     def invalid_genome(self, parent: Candidate) -> dict[str, Any]:
         """The genome recorded for an invalid child: the parent's, unchanged."""
         return dict(parent.genome)
+
+    def fingerprint(self, genome: Mapping[str, Any]) -> str | None:
+        """What ``genome`` is, normalised so that two candidates with equal fingerprints
+        would be evaluated alike (the engine evaluates only the first; see
+        ``Engine.make_child``). None: never a duplicate (the default)."""
+        return None
 
     @abstractmethod
     async def score(self, candidate: Candidate, split: str,
@@ -158,6 +166,14 @@ class PromptSpecies(Species):
 
     def genome(self, mutation: Any, parent: Candidate, slot: int) -> dict[str, Any]:
         return mutation.genome.to_dict()
+
+    def fingerprint(self, genome: Mapping[str, Any]) -> str | None:
+        """The task prompts as the task model sees them, up to case, spacing and edge
+        punctuation (``normalise``), and the context; the mutation prompt is left out (it
+        does not change a score)."""
+        g = PromptGenome.from_dict(genome)
+        key = json.dumps([[normalise(p) for p in g.task_prompts], list(g.context)])
+        return hashlib.blake2b(key.encode("utf-8", "replace"), digest_size=16).hexdigest()
 
     async def score(self, candidate: Candidate, split: str,
                     examples: Sequence[Example]) -> Scored:

@@ -209,6 +209,11 @@ class RunRepo:
             raise RepoError(f"{sha!r} in {self.path} is a {obj.type}, not a commit")
         return obj
 
+    def tree(self, sha: str) -> str:
+        """The sha of commit ``sha``'s tree: equal for equal files, whatever the history."""
+        with self._lock:
+            return self._commit(sha).tree.hexsha
+
     def has_commit(self, sha: str) -> bool:
         """True if ``sha`` names a commit in this repository."""
         try:

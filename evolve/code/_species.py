@@ -126,6 +126,10 @@ class CodeSpecies(Species):
         commit = self.repo.commit(mutation.files, parents, f"#{slot}: {message}", EPOCH + slot)
         return CodeGenome(commit, mutation.mutation_prompt).to_dict()
 
+    def fingerprint(self, genome: Mapping[str, Any]) -> str | None:
+        """The commit's tree: the same files, whatever the commit's history or message."""
+        return f"tree:{self.repo.tree(CodeGenome.from_dict(genome).commit)}"
+
     def committed(self, candidates: Sequence[Candidate]) -> None:
         for c in candidates:
             self.repo.set_ref(c.id, CodeGenome.from_dict(c.genome).commit)

@@ -40,7 +40,7 @@ from ._init_population import (
 )
 from ._lamarck import Lamarckian
 from ._lineage import Lineage
-from ._text import clean_prompt, same_text, similarity
+from ._text import clean_prompt, normalise, same_text, similarity
 
 OPERATORS: Mapping[str, type[Operator]] = MappingProxyType({
     cls.name: cls
@@ -81,6 +81,7 @@ __all__ = [
     "default_mutation_prompts",
     "default_thinking_styles",
     "initial_population",
+    "normalise",
     "operator_options",
     "pick",
     "read_lines",

@@ -162,6 +162,12 @@ def check_index_consistent(index: ArchiveIndex) -> None:
     assert index.children_count_of(ids).tolist() == [len(children.get(i, [])) for i in ids]
     assert _floats(index.fitness_of(ids))[1:] == [
         index.get(i).fitness if i in index else None for i in ids[1:]]
+    first: dict[str, int] = {}
+    for c in cands:
+        if c.fingerprint is not None:
+            first.setdefault(c.fingerprint, c.id)
+    assert all(index.with_fingerprint(f).id == cid for f, cid in first.items())
+    assert index.with_fingerprint("never given") is None
     population = [c.id for c in cands if c.alive and c.fitness is not None]
     assert index.population_ids().tolist() == population
     assert index.population_size() == len(population)
@@ -301,7 +307,8 @@ class ReferenceArchive:
             parent_ids=tuple(new.parent_ids), operator=new.operator,
             generation=new.generation, status=Status.PENDING, reason=None, retired_by=None,
             scores={}, mutation=mutation, usage=new.usage, timings={},
-            descriptors=descriptors, created_at=now, updated_at=now)
+            descriptors=descriptors, created_at=now, updated_at=now,
+            fingerprint=new.fingerprint)
         for rid in retire:
             after[rid] = dataclasses.replace(after[rid], retired_by=cid, updated_at=now)
         return cid
@@ -379,7 +386,8 @@ _new_items = st.tuples(
     st.none() | st.integers(0, 6), _picks, _picks,
     st.dictionaries(st.text(max_size=3), _json_values, max_size=3),
     st.none() | st.dictionaries(st.text(max_size=3), _json_values, max_size=2),
-    _usages, st.dictionaries(st.text(max_size=2), st.floats(-5, 5), max_size=2))
+    _usages, st.dictionaries(st.text(max_size=2), st.floats(-5, 5), max_size=2),
+    st.none() | st.sampled_from(["fa", "fb"]))
 _finishes = st.tuples(
     st.just("finish"), st.integers(0, 1000),
     st.sampled_from([Status.EVALUATED, *Status]),
@@ -400,8 +408,8 @@ history_steps = st.one_of(
 
 
 #: the start of every history: three founders, so that the first steps have parents
-FOUNDERS = ("add_batch", [(None, [], [], {"founder": i}, None, Usage(), {}) for i in range(3)],
-            None)
+FOUNDERS = ("add_batch", [(None, [], [], {"founder": i}, None, Usage(), {}, f"f{i % 2}")
+                          for i in range(3)], None)
 
 
 def _pick(model: ReferenceArchive, pick: int, added: int,
@@ -426,11 +434,12 @@ def _resolve_new(model: ReferenceArchive, items: Sequence[tuple[Any, ...]]
                  ) -> list[tuple[NewCandidate, list[int]]]:
     free = max((c.slot for c in model.candidates.values()), default=-1) + 1
     resolved = []
-    for i, (slot, parents, retire, genome, mutation, usage, descriptors) in enumerate(items):
+    for i, (slot, parents, retire, genome, mutation, usage, descriptors,
+            fingerprint) in enumerate(items):
         resolved.append((NewCandidate(
             free + i if slot is None else slot, "prompt", genome,
             tuple(_pick(model, p, i) for p in parents), "mutate", len(parents), mutation,
-            usage, descriptors), [_pick(model, p, i) for p in retire]))
+            usage, descriptors, fingerprint), [_pick(model, p, i) for p in retire]))
     return resolved
 
 

@@ -118,6 +118,9 @@ class _Species:
     def invalid_genome(self, parent: Any) -> dict[str, Any]:
         return dict(parent.genome)
 
+    def fingerprint(self, genome: Any) -> None:
+        return None
+
     def split(self, name: str) -> list[Example]:
         return [Example("e0", "q", "a"), Example("e1", "q", "a")]
 

@@ -76,6 +76,9 @@ class _Species:
     def invalid_genome(self, parent: Any) -> dict[str, Any]:
         return dict(parent.genome)
 
+    def fingerprint(self, genome: Any) -> None:
+        return None
+
 
 def engine(*operators: Any, weights: list[float]) -> Engine:
     parent = SimpleNamespace(id=1, genome={"commit": "parent"})
