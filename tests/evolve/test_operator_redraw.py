@@ -153,10 +153,12 @@ def test_a_merge_drawn_for_the_lone_seed_gives_way_and_the_slot_gets_an_llm_call
         tmp_path: Path) -> None:
     with StubOpenAI() as stub:
         run_dir = code_run(tmp_path, stub.base_url, {"merge": 1000.0, "diff_edit": 1.0}, "m")
-        assert len(stub.requests) == 1
+        requests = len(stub.requests)
     operator, mutation = child_record(run_dir)
     assert operator == "diff_edit" and "merge" in mutation["declined"]
-    assert len(mutation["exchanges"]) == 1
+    # diff_edit's request (and its repair turn: the stub's answer holds no block); none by merge
+    assert requests == len(mutation["exchanges"]) == 2
+    assert [ex.get("repair") for ex in mutation["exchanges"]] == [None, 1]
 
 
 def test_a_run_whose_only_operator_cannot_apply_records_the_child_with_the_reason(
