@@ -186,3 +186,29 @@ def test_a_repaired_child_is_scored_and_counted_as_repaired(tmp_path: Path,
     assert "is not in the file" in asked[1][-1]["content"]  # the exact error went back
     children = status_json(run_dir)["children"]
     assert (children["made"], children["valid"], children["repaired"]) == (1, 1, 1)
+
+
+def test_a_parents_next_request_carries_why_its_children_failed(tmp_path: Path,
+                                                                benchmark_dir: Path) -> None:
+    with StubOpenAI() as stub:
+        stub.script(*(Reply.ok("I would sort the list properly.") for _ in range(3)))
+        llm = {"backend": "external", "base_url": stub.base_url, "model": "stub"}
+        config = tmp_path / "sort.yaml"
+        config.write_text(yaml.safe_dump({
+            "runs_dir": str(tmp_path / "runs"),
+            "llm": {"mutator": llm, "task": llm},
+            "fitness": {"benchmark": "directory", "options": {"path": str(benchmark_dir)},
+                        "batch_size": 1, "validate_top": 0},
+            "evolution": {"genome": "code", "population_size": 2, "generation_size": 1,
+                          "operators": {"diff_edit": 1.0},
+                          "operator_options": {"diff_edit": {"repairs": 0}}},
+            "sandbox": {"backend": "process"},
+            "budget": {"candidates": 4},
+        }))
+        assert main(["run", str(config), "--name", "r", "--quiet"]) == 0
+        asked = [body["messages"][-1]["content"] for body in stub.bodies]
+    assert len(asked) == 3  # three children of the seed, each invalid
+    assert "Earlier changes to this version that failed" not in asked[0]
+    failed = "- diff_edit (no_block): the answer holds no SEARCH/REPLACE block"
+    assert asked[1].count(failed) == 1 and asked[2].count(failed) == 2
+    assert len(set(asked)) == 3

@@ -63,6 +63,9 @@ class CodeMutationContext:
     max_tokens: int = 1024
     temperature: float | None = None
     workshop: Any = None  # the sandbox workshop of agent benchmarks (for self-modification)
+    #: the parent's latest children that were not valid, newest first, one line each:
+    #: "operator (failure kind): reason"
+    attempts: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -93,12 +96,15 @@ def code_transcript(ctx: CodeMutationContext, *, constrained: bool = False) -> T
 
 
 def parent_mutation_prompt(ctx: CodeMutationContext) -> str:
-    """The parent's mutation prompt; without one, a random lexicon entry (or the default)."""
+    """The parent's mutation prompt; without one, a random lexicon entry (or the default).
+
+    Once children of the parent have failed (``ctx.attempts``), it is drawn uniformly from
+    the parent's own and the lexicon's, so that the next request differs."""
     own = CodeGenome.from_dict(ctx.parent.genome).mutation_prompt.strip()
-    if own:
-        return own
-    return pick(ctx.rng, ctx.mutation_prompts) if ctx.mutation_prompts else (
-        DEFAULT_CODE_MUTATION_PROMPT)
+    choices = [own] if own else []
+    if ctx.attempts or not own:
+        choices += [p for p in ctx.mutation_prompts if p.strip() and p.strip() != own]
+    return pick(ctx.rng, choices) if choices else DEFAULT_CODE_MUTATION_PROMPT
 
 
 def editable_files(ctx: CodeMutationContext) -> list[str]:
@@ -197,6 +203,10 @@ class LLMCodeOperator(CodeOperator):
         "editable regions; full_rewrite: one fenced file keeping the frozen text; mutation "
         "prompts: one instruction). Servers that take no grammar are asked unconstrained.",
         True)
+    attempts_shown: int = doc(
+        "How many of the parent's latest children that were not valid are listed in the "
+        "request, each with why it failed, so that the mutator tries something else "
+        "(0: none).", 3)
     repairs: int = doc(
         "How many times an answer that makes no valid child (no block, a SEARCH text not "
         "found, frozen text changed, a syntax error, no change, cut at max_tokens) is sent "
@@ -206,8 +216,8 @@ class LLMCodeOperator(CodeOperator):
     def __post_init__(self) -> None:
         if self.feedback_chars < 0 or self.context_chars < 0:
             raise ValueError("feedback_chars and context_chars must not be negative")
-        if self.repairs < 0:
-            raise ValueError("repairs must not be negative")
+        if self.repairs < 0 or self.attempts_shown < 0:
+            raise ValueError("repairs and attempts_shown must not be negative")
 
     async def child_from_answers(self, transcript: Transcript, request: str,
                                  grammar: Grammar | None,
@@ -234,6 +244,11 @@ class LLMCodeOperator(CodeOperator):
         if ctx.feedback.strip() and self.feedback_chars:
             parts.append("## How the current version did\n"
                          + clip(ctx.feedback, self.feedback_chars))
+        attempts = ctx.attempts[: self.attempts_shown]
+        if attempts:
+            parts.append("## Earlier changes to this version that failed (newest first)\n"
+                         + "\n".join(f"- {a}" for a in attempts)
+                         + "\nDo not repeat them: try something different.")
         parts.append("## Files you may change\n" + "\n\n".join(
             show_file(p, ctx.parent_files[p]) for p in paths))
         shown, budget = [], self.context_chars

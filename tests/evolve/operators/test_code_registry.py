@@ -49,11 +49,13 @@ def test_every_option_is_documented_and_buildable_from_config(name: str) -> None
 
 def test_options_of_the_code_operators() -> None:
     assert set(code_operator_options("diff_edit")) == {
-        "feedback_chars", "context_chars", "constrained", "repairs", "tolerant", "max_blocks"}
+        "feedback_chars", "context_chars", "constrained", "attempts_shown", "repairs",
+        "tolerant", "max_blocks"}
     assert set(code_operator_options("hyper_diff")) == set(code_operator_options("diff_edit")) | {
         "max_mutation_chars", "zero_order_probability"}
     assert set(code_operator_options("full_rewrite")) == {"feedback_chars", "context_chars",
-                                                          "constrained", "repairs"}
+                                                          "constrained", "attempts_shown",
+                                                          "repairs"}
     assert set(code_operator_options("merge")) == {
         "resolve_conflicts", "max_conflicted_files", "diff3"}
     with pytest.raises(ConfigError, match="unknown code operator 'patch'; choose one of: diff"):
