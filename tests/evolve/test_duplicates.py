@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from archive import Failure, InMemoryStorage, NewCandidate
+from archive import InMemoryStorage, NewCandidate
 from evolve._engine import Engine
 from evolve._streams import Streams
 from evolve.cli import main
