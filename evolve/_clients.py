@@ -133,6 +133,17 @@ def sampling(config: LLMConfig, role: str) -> tuple[float, int]:
     return float(temperature), int(max_tokens)
 
 
+def context_window(config: LLMConfig) -> int | None:
+    """The tokens one request and its reply share on the role's server: llama.cpp's
+    per-slot ``context_size``, vLLM's ``max_model_len``; None when unknown (an external
+    server, or vLLM at the model's own length)."""
+    if config.backend == "llamacpp":
+        return config.context_size
+    if config.backend == "vllm":
+        return config.max_model_len
+    return None
+
+
 def request_timeout(config: LLMConfig, role: str) -> float:
     """Seconds a request of ``role`` may take: ``config.timeout``, or when it is not set
     ``TIMEOUT_BASE`` plus ``TIMEOUT_PER_TOKEN`` per token of the role's max_tokens."""

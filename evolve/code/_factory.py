@@ -16,7 +16,7 @@ from sandboxes import (
     open_executor,
 )
 
-from .._clients import Clients, sampling
+from .._clients import Clients, context_window, sampling
 from .._config import RunConfig, SandboxConfig
 from .._errors import ConfigError
 from .._species import Lexicon
@@ -99,4 +99,5 @@ async def open_code_species(config: RunConfig, storage: SQLiteStorage, clients: 
         yield CodeSpecies(
             benchmark, repo, executor, clients.mutator, storage.index, load_code_lexicon(),
             gateway=task_gateway, token_budget=budget, mutator_max_tokens=mutator_tokens,
-            workshop=workshop, extra_seed_files=extra_seed_files)
+            mutator_context=context_window(config.llm.mutator), workshop=workshop,
+            extra_seed_files=extra_seed_files)

@@ -58,7 +58,8 @@ class CodeSpecies(Species):
     def __init__(self, benchmark: CodeBenchmark, repo: RunRepo, executor: Executor,
                  mutator: MutatorLLM, view: ArchiveIndex, lexicon: Lexicon, *,
                  gateway: LLMGateway | None, token_budget: int | None,
-                 mutator_max_tokens: int, workshop: Workshop | None = None,
+                 mutator_max_tokens: int, mutator_context: int | None = None,
+                 workshop: Workshop | None = None,
                  extra_seed_files: Mapping[str, str] | None = None) -> None:
         self.benchmark = benchmark
         self.repo = repo
@@ -69,6 +70,7 @@ class CodeSpecies(Species):
         self.gateway = gateway
         self.token_budget = token_budget
         self.mutator_max_tokens = mutator_max_tokens
+        self.mutator_context = mutator_context
         self.workshop = workshop
         self.extra_seed_files = dict(extra_seed_files or {})
 
@@ -99,6 +101,7 @@ class CodeSpecies(Species):
             files_of=self.text_files,
             merge_base_files=self.merge_base_files,
             max_tokens=self.mutator_max_tokens,
+            context_tokens=self.mutator_context,
             workshop=self.workshop,
             attempts=failed_attempts(self.view, parent),
         )

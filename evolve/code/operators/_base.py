@@ -66,6 +66,8 @@ class CodeMutationContext:
     #: the parent's latest children that were not valid, newest first, one line each:
     #: "operator (failure kind): reason"
     attempts: Sequence[str] = ()
+    #: the mutator's context window in tokens (request and reply); None: unknown
+    context_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,30 @@ class CodeOperator(ABC):
 
 
 # -- helpers shared by code operators -----------------------------------------------------------
+#: characters per token assumed when sizing a request: few enough for code under the small
+#: models' tokenizers, so that a request sized with it fits (it errs on the short side)
+CHARS_PER_TOKEN = 3
+#: characters always left free in the context window (the chat template's own tokens)
+_TEMPLATE_CHARS = 300
+
+
+def _request_chars(ctx: CodeMutationContext) -> float:
+    """How long a request may be, in characters, to leave room for a reply of
+    ``max_tokens`` (unbounded when the context window is unknown)."""
+    if ctx.context_tokens is None:
+        return float("inf")
+    return ((ctx.context_tokens - ctx.max_tokens) * CHARS_PER_TOKEN
+            - len(CODE_SYSTEM_PROMPT) - _TEMPLATE_CHARS)
+
+
+def _length(parts: Sequence[str]) -> int:
+    return len(_joined(parts))
+
+
+def _joined(parts: Sequence[str]) -> str:
+    return "\n\n".join(p for p in parts if p)
+
+
 def code_transcript(ctx: CodeMutationContext, *, constrained: bool = False) -> Transcript:
     return Transcript(ctx.llm, ctx.rng, max_tokens=ctx.max_tokens, temperature=ctx.temperature,
                       system=CODE_SYSTEM_PROMPT, constrained=constrained)
@@ -236,32 +262,45 @@ class LLMCodeOperator(CodeOperator):
                                                     grammar=grammar)
         raise AssertionError("unreachable")
 
-    def overview(self, ctx: CodeMutationContext, mutation_prompt: str,
-                 paths: Sequence[str]) -> str:
-        """The instruction, the task, the feedback, the files ``paths`` to change and the
-        other files for reference (within ``context_chars``)."""
-        parts = [mutation_prompt.strip(), f"## Task\n{ctx.problem.strip()}"]
-        if ctx.feedback.strip() and self.feedback_chars:
-            parts.append("## How the current version did\n"
-                         + clip(ctx.feedback, self.feedback_chars))
-        attempts = ctx.attempts[: self.attempts_shown]
-        if attempts:
-            parts.append("## Earlier changes to this version that failed (newest first)\n"
-                         + "\n".join(f"- {a}" for a in attempts)
-                         + "\nDo not repeat them: try something different.")
-        parts.append("## Files you may change\n" + "\n\n".join(
-            show_file(p, ctx.parent_files[p]) for p in paths))
-        shown, budget = [], self.context_chars
+    def request(self, ctx: CodeMutationContext, mutation_prompt: str, paths: Sequence[str],
+                answer_format: str) -> str:
+        """The instruction, the task, the feedback, the failed attempts, the files ``paths``
+        to change, the other files for reference (within ``context_chars``), then
+        ``answer_format``.
+
+        When the mutator's context window is known, the request leaves room for a reply
+        of ``max_tokens``: what is only listed gives way first (reference files, then the
+        feedback, cut to fit, then the failed attempts); the instruction, the task, the
+        files to change and the format are always sent whole."""
+        room = _request_chars(ctx)
+        rules = ("Change only the lines between EVOLVE-BLOCK-START and EVOLVE-BLOCK-END; "
+                 "everything else, the marker lines included, must stay exactly as it is."
+                 if any(has_markers(ctx.parent_files[p]) for p in paths) else "")
+        head = [mutation_prompt.strip(), f"## Task\n{ctx.problem.strip()}"]
+        files = ["## Files you may change\n" + "\n\n".join(
+            show_file(p, ctx.parent_files[p]) for p in paths)]
+        tail = [rules, answer_format]
+        left = room - _length(head + files + tail)
+        feedback = attempts = ""
+        if ctx.attempts[: self.attempts_shown]:
+            attempts = ("## Earlier changes to this version that failed (newest first)\n"
+                        + "\n".join(f"- {a}" for a in ctx.attempts[: self.attempts_shown])
+                        + "\nDo not repeat them: try something different.")
+            if len(attempts) + 2 > left:
+                attempts = ""
+            left -= len(attempts) + 2
+        if ctx.feedback.strip() and self.feedback_chars and left > 200:
+            heading = "## How the current version did\n"
+            feedback = heading + clip(ctx.feedback, min(self.feedback_chars,
+                                                        left - len(heading) - 60))
+            left -= len(feedback) + 2
+        shown, budget = [], self.context_chars  # counts the files' own text
         for path in sorted(p for p in ctx.parent_files if p not in paths):
-            text = ctx.parent_files[path]
-            if len(text) <= budget:
-                shown.append(show_file(path, text))
+            text, block = ctx.parent_files[path], show_file(path, ctx.parent_files[path])
+            if len(text) <= budget and len(block) + 2 <= left:
+                shown.append(block)
                 budget -= len(text)
-        if shown:
-            parts.append("## Other files (for reference; leave them unchanged)\n"
-                         + "\n\n".join(shown))
-        if any(has_markers(ctx.parent_files[p]) for p in paths):
-            parts.append("Change only the lines between EVOLVE-BLOCK-START and EVOLVE-BLOCK-END; "
-                         "everything else, the marker lines included, must stay exactly as it "
-                         "is.")
-        return "\n\n".join(parts)
+                left -= len(block) + 2
+        others = ("## Other files (for reference; leave them unchanged)\n"
+                  + "\n\n".join(shown)) if shown else ""
+        return _joined([*head, feedback, attempts, *files, others, *tail])

@@ -116,7 +116,7 @@ class DiffEdit(LLMCodeOperator):
                           message=f"{self.name}: {note}{count} in {', '.join(touched)}")
 
         return await self.child_from_answers(
-            transcript, f"{self.overview(ctx, mutation_prompt, paths)}\n\n{diff_format(paths)}",
+            transcript, self.request(ctx, mutation_prompt, paths, diff_format(paths)),
             self._grammar(ctx, paths), child)
 
     def _grammar(self, ctx: CodeMutationContext, paths: Sequence[str]) -> Grammar | None:

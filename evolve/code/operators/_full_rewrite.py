@@ -63,5 +63,5 @@ class FullRewrite(LLMCodeOperator):
                           message=f"{self.name}: rewrote {path} ({lines})")
 
         return await self.child_from_answers(
-            transcript, f"{self.overview(ctx, mutation_prompt, [path])}\n\n"
-            f"{rewrite_format(path)}", grammar, child)
+            transcript, self.request(ctx, mutation_prompt, [path], rewrite_format(path)),
+            grammar, child)
