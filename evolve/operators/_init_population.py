@@ -6,9 +6,11 @@ description" into each task prompt. An unusable answer (no prompt in it, an
 echo of the request's parts, a copy of the unit's other task prompt) is retried
 with a fresh draw of both up to ``attempts`` times; after that the task prompt
 falls back to the thinking style followed by the problem description, and the
-last exchange records it under ``"fallback"``. Units are made concurrently,
-each from its own generator spawned from ``rng``, so the result does not depend
-on the order in which the LLM answers.
+last exchange records it under ``"fallback"``. With ``constrained`` (the default,
+as for the prompt operators) each answer is constrained, on servers that take a
+grammar, to one instruction of at most ``max_chars`` characters on one line with no
+preamble. Units are made concurrently, each from its own generator spawned from
+``rng``, so the result does not depend on the order in which the LLM answers.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ async def initial_population(
     temperature: float | None = None,
     attempts: int = 3,
     max_chars: int = MAX_PROMPT_CHARS,
+    constrained: bool = True,
 ) -> list[Mutation]:
     """``size`` founder genomes with the exchanges that made them, in a fixed order."""
     if not thinking_styles or not mutation_prompts:
@@ -79,7 +82,8 @@ async def initial_population(
         raise ValueError("size must be >= 0, n_task_prompts and attempts >= 1")
 
     async def unit(unit_rng: np.random.Generator) -> Mutation:
-        transcript = Transcript(llm, unit_rng, max_tokens=max_tokens, temperature=temperature)
+        transcript = Transcript(llm, unit_rng, max_tokens=max_tokens, temperature=temperature,
+                                constrained=constrained)
         mutation_prompt = pick(unit_rng, mutation_prompts)
         prompts: list[str] = []
         for _ in range(n_task_prompts):

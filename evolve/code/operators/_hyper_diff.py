@@ -7,7 +7,10 @@ alone (zero order). The answer is cleaned to one instruction
 (``_text.clean_prompt``) and must differ from the parent's. Then a ``diff_edit``
 is made with the new mutation prompt, and the child carries it, so good ways of
 changing code are inherited along the lineage. The first request uses the
-prompt operators' system message (it writes an instruction, not code).
+prompt operators' system message (it writes an instruction, not code). With
+``constrained`` (the default) both answers are constrained while the model writes
+them: the mutation prompt to one instruction of at most ``max_mutation_chars``
+characters on one line (``Transcript.ask_prompt``), the diff as ``diff_edit``'s.
 """
 
 from __future__ import annotations

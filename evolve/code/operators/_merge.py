@@ -14,12 +14,15 @@ files the base):
 
 A clean merge asks the LLM nothing. Each conflicted file (with ``<<<<<<< parent``
 / ``=======`` / ``>>>>>>> donor`` markers) is given to the mutator in one exchange,
-which answers with the whole resolved file in a fenced code block. A resolution
-that still holds conflict markers, changes frozen EVOLVE-BLOCK text or does not
-compile makes the child invalid, as does a merge that leaves the parent
-unchanged or whose evolvable files are all the donor's (a fast-forward: the
-parent is the donor's ancestor, or the base is the parent's files — the child
-would only repeat the donor). The donor is recorded as the second parent.
+which answers with the whole resolved file in a fenced code block; with
+``constrained`` (the default) the server makes the model write one fenced file that
+keeps the parent's text outside the EVOLVE-BLOCK regions exactly and holds no
+conflict-marker line (``_grammars.resolution_grammar``). A resolution that still
+holds conflict markers, changes frozen EVOLVE-BLOCK text or does not compile makes
+the child invalid, as does a merge that leaves the parent unchanged or whose
+evolvable files are all the donor's (a fast-forward: the parent is the donor's
+ancestor, or the base is the parent's files — the child would only repeat the
+donor). The donor is recorded as the second parent.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from ._base import (
     parent_mutation_prompt,
     show_file,
 )
+from ._grammars import resolution_grammar
 from ._patch import PatchError, code_from_answer, conflict_line
 
 LABELS = ("parent", "base", "donor")
@@ -104,6 +108,10 @@ class Merge(CodeOperator):
         "Most conflicted files given to the mutator; a merge with more is invalid.", 3)
     diff3: bool = doc(
         "Show the common ancestor's lines in each conflict too (git's diff3 style).", False)
+    constrained: bool = doc(
+        "Constrain each conflict resolution, while the model writes it, to one fenced file "
+        "that keeps the parent's text outside the EVOLVE-BLOCK regions exactly and holds no "
+        "conflict-marker line. Servers that take no grammar are asked unconstrained.", True)
 
     def __post_init__(self) -> None:
         if self.max_conflicted_files < 1:
@@ -114,7 +122,7 @@ class Merge(CodeOperator):
         donor_files = ctx.files_of(donor)
         base = ctx.merge_base_files(ctx.parent.id, donor)
         base_files = ctx.parent_files if base is None else base
-        transcript = code_transcript(ctx)
+        transcript = code_transcript(ctx, constrained=self.constrained)
         files, conflicted = await self._merge(ctx, donor_files, base_files, donor)
         if conflicted and not self.resolve_conflicts:
             raise InvalidChild(f"the merge with #{donor} has conflicts in "
@@ -179,7 +187,9 @@ class Merge(CodeOperator):
 
     async def _resolve(self, ctx: CodeMutationContext, transcript: Transcript, path: str,
                        text: str) -> str:
-        answer = await transcript.ask(resolve_request(path, text, ctx.problem))
+        grammar = (resolution_grammar(path, ctx.parent_files[path], language(path))
+                   if self.constrained else None)
+        answer = await transcript.ask(resolve_request(path, text, ctx.problem), grammar=grammar)
         try:
             code = code_from_answer(answer)
         except PatchError as exc:

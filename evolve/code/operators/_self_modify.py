@@ -5,7 +5,9 @@ evaluation (scores, failures) beside it, and reaches the LLM only through the
 gateway (``Workshop.self_modify``); it diagnoses what to improve and edits its
 own files. The files it leaves are the child, if they changed, compile, and
 pass the agent's own tests (when it has any). The run is recorded as one
-exchange with its log and its LLM usage.
+exchange with its log and its LLM usage. No answer grammar applies (the option
+``constrained`` of the other code operators): the operator asks the mutator for no
+answer itself; the agent's own calls through the gateway are its to shape.
 """
 
 from __future__ import annotations

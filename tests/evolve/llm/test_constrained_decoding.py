@@ -1,7 +1,7 @@
 """The constrained request reaches llama.cpp: with the embedded model, ``diff_edit`` on the
 circle-packing seed program writes blocks that parse and apply inside the EVOLVE-BLOCK at
 every seed, where the same requests unconstrained do not; a prompt operator's answer is one
-instruction."""
+instruction; a merge's conflict resolution is one fenced file in its grammar."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import asyncio
 
 import pytest
 
-from evolve.code.operators import DiffEdit, FullRewrite
-from evolve.code.operators._grammars import diff_grammar, rewrite_grammar
+from evolve.code.operators import DiffEdit, FullRewrite, Merge
+from evolve.code.operators._grammars import diff_grammar, resolution_grammar, rewrite_grammar
 from evolve.llm import LlamaCppServer
 from evolve.operators import InvalidChild
 from evolve.operators._base import instruction_grammar
@@ -84,6 +84,8 @@ def test_llama_cpp_takes_every_grammar_built_for_the_shipped_seed_programs(
         grammars[f"{kind} diff"] = diff_grammar(files, paths, max_blocks=16)
         for path in paths:
             grammars[f"{kind} rewrite {path}"] = rewrite_grammar(path, files[path], "python")
+            grammars[f"{kind} resolution {path}"] = resolution_grammar(path, files[path],
+                                                                       "python")
 
     async def go() -> dict[str, str]:
         async with llamacpp_server.client(max_retries=0) as client:
@@ -93,3 +95,40 @@ def test_llama_cpp_takes_every_grammar_built_for_the_shipped_seed_programs(
 
     answers = asyncio.run(go())
     assert set(answers) == set(grammars)
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_llama_cpp_takes_the_merge_grammar_of_a_real_conflict_and_answers_in_it(
+        llamacpp_server: LlamaCppServer) -> None:
+    """Parent and donor change the same line of the circle-packing seed's EVOLVE-BLOCK:
+    git leaves a conflict, the mutator is asked with the resolution grammar of the parent's
+    file, llama.cpp takes it and its answer (when not cut at max_tokens) matches it."""
+    bench = CirclePackingBenchmark()
+    seed_files = dict(bench.seed_files())
+    line = "    r = 0.225 / max(cols, rows)\n"
+    assert line in seed_files["packing.py"]
+    ours = {"packing.py": seed_files["packing.py"].replace(line, line.replace("0.225", "0.24"))}
+    theirs = {"packing.py": seed_files["packing.py"].replace(line, line.replace("0.225", "0.23"))}
+    grammar = resolution_grammar("packing.py", ours["packing.py"], "python")
+
+    async def go(seed: int) -> dict:
+        async with llamacpp_server.client(max_concurrency=1) as client:
+            ctx = code_context({1: ours, 2: theirs}, client,  # type: ignore[arg-type]
+                               evolve_paths=bench.evolve_paths(), seed=seed, max_tokens=768,
+                               temperature=0.8, bases={(1, 2): seed_files})
+            try:
+                mutation = await Merge().mutate(ctx)
+            except InvalidChild as exc:
+                return exc.exchanges[-1]
+            return mutation.exchanges[-1]
+
+    exchanges = [asyncio.run(go(seed)) for seed in SEEDS]
+    for exchange in exchanges:
+        assert "<<<<<<< parent" in exchange["messages"][-1]["content"]
+        assert exchange["params"]["grammar"] == grammar.gbnf()
+        assert "grammar_refused" not in exchange and exchange["response"] is not None
+        assert exchange["response"].startswith("```python\n" + ours["packing.py"][:40])
+    whole = [e["response"] for e in exchanges if e["finish_reason"] != "length"]
+    assert whole, exchanges
+    assert all(grammar.matches(answer) for answer in whole), whole
