@@ -57,7 +57,7 @@ def test_options_of_the_code_operators() -> None:
                                                           "constrained", "attempts_shown",
                                                           "repairs"}
     assert set(code_operator_options("merge")) == {
-        "resolve_conflicts", "max_conflicted_files", "diff3"}
+        "resolve_conflicts", "max_conflicted_files", "diff3", "constrained"}
     with pytest.raises(ConfigError, match="unknown code operator 'patch'; choose one of: diff"):
         code_operator_options("patch")
 
