@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from archive import ArchiveIndex
+from archive import ArchiveIndex, Failure
 
 from .._genome import PromptGenome
 from .._schema import doc
@@ -96,7 +96,8 @@ class _PopulationList(PromptOperator):
         text = await transcript.ask_prompt(self._request(genome, listed), what="task prompt",
                                            max_chars=self.max_chars, first_line=True)
         if any(same_text(text, p) for p in listed):
-            raise transcript.reject("the new task prompt repeats a listed one")
+            raise transcript.reject("the new task prompt repeats a listed one",
+                                    Failure.DUPLICATE)
         return text
 
     @abstractmethod

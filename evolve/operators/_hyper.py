@@ -16,6 +16,8 @@ from abc import abstractmethod
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
+from archive import Failure
+
 from .._genome import PromptGenome
 from .._schema import doc
 from ._base import InvalidChild, MutationContext, Transcript, pick
@@ -52,7 +54,8 @@ class _Hyper(FirstOrderDirect):
         new = await transcript.ask_prompt(request, what="mutation prompt",
                                           max_chars=self.max_mutation_chars)
         if same_text(new, genome.mutation_prompt):
-            raise transcript.reject("the new mutation prompt is identical to the parent's")
+            raise transcript.reject("the new mutation prompt is identical to the parent's",
+                                    Failure.DUPLICATE)
         return replace(genome, mutation_prompt=new)
 
     @abstractmethod

@@ -294,13 +294,14 @@ class LLMCodeOperator(CodeOperator):
             feedback = heading + clip(ctx.feedback, min(self.feedback_chars,
                                                         left - len(heading) - 60))
             left -= len(feedback) + 2
+        heading = "## Other files (for reference; leave them unchanged)\n"
         shown, budget = [], self.context_chars  # counts the files' own text
+        left -= len(heading) + 2
         for path in sorted(p for p in ctx.parent_files if p not in paths):
             text, block = ctx.parent_files[path], show_file(path, ctx.parent_files[path])
             if len(text) <= budget and len(block) + 2 <= left:
                 shown.append(block)
                 budget -= len(text)
                 left -= len(block) + 2
-        others = ("## Other files (for reference; leave them unchanged)\n"
-                  + "\n\n".join(shown)) if shown else ""
+        others = heading + "\n\n".join(shown) if shown else ""
         return _joined([*head, feedback, attempts, *files, others, *tail])

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from archive import Failure
+
 from ..._schema import doc
 from ...operators import SYSTEM_PROMPT, Transcript, pick, same_text
 from ._base import CodeMutationContext, parent_mutation_prompt
@@ -71,5 +73,6 @@ class HyperDiff(DiffEdit):
         new = await transcript.ask_prompt(request, what="mutation prompt",
                                           max_chars=self.max_mutation_chars, system=SYSTEM_PROMPT)
         if same_text(new, old):
-            raise transcript.reject("the new mutation prompt is identical to the parent's")
+            raise transcript.reject("the new mutation prompt is identical to the parent's",
+                                    Failure.DUPLICATE)
         return new, "new mutation prompt; "

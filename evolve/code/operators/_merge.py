@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from archive import Failure
+
 from ..._schema import doc
 from ...operators import InvalidChild, NotApplicable, Transcript, draw_member
 from ._base import (
@@ -133,7 +135,7 @@ class Merge(CodeOperator):
         if not conflicted and files != ctx.parent_files and all(
                 files.get(p) == donor_files.get(p) for p in ctx.evolve_paths):
             raise InvalidChild(f"the merge with #{donor} is a copy of the donor (the parent "
-                               "holds nothing the donor lacks)")
+                               "holds nothing the donor lacks)", failure=Failure.DUPLICATE)
         for path, text in conflicted.items():
             files[path] = await self._resolve(ctx, transcript, path, text)
         resolved = f", {len(conflicted)} conflicted file{'s' if len(conflicted) != 1 else ''} " \
@@ -193,7 +195,8 @@ class Merge(CodeOperator):
         try:
             code = code_from_answer(answer)
         except PatchError as exc:
-            raise transcript.reject(f"the resolution of {path}: {exc.reason}") from None
+            raise transcript.reject(f"the resolution of {path}: {exc.reason}",
+                                    exc.failure) from None
         line = conflict_line(code)
         if line is not None:
             raise transcript.reject(f"the resolution of {path} still holds a conflict marker "

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from archive import Failure
 from sandboxes import EndReason
 
 from ..._schema import doc
@@ -51,17 +52,19 @@ class SelfModify(CodeOperator):
         exchanges = (exchange,)
         if run.reason is not EndReason.OK:
             raise InvalidChild(f"the self-improvement run ended with {run.reason}: "
-                               f"{run.log[-300:]}", exchanges)
+                               f"{run.log[-300:]}", exchanges,
+                               Failure.TIMEOUT if run.reason is EndReason.TIMEOUT
+                               else Failure.RUNTIME_ERROR)
         changed = sorted(p for p, text in run.files.items() if ctx.parent_files.get(p) != text)
         if not changed:
-            raise InvalidChild("the agent left its code unchanged", exchanges)
+            raise InvalidChild("the agent left its code unchanged", exchanges, Failure.DUPLICATE)
         for path in changed:
             error = syntax_error(path, run.files[path])  # also a NUL byte, nesting too deep
             if error:
-                raise InvalidChild(error, exchanges)
+                raise InvalidChild(error, exchanges, Failure.SYNTAX_ERROR)
         failure = await workshop.run_tests(run.files)
         if failure is not None:
-            raise InvalidChild(failure, exchanges)
+            raise InvalidChild(failure, exchanges, Failure.RUNTIME_ERROR)
         parent_prompt = str(ctx.parent.genome.get("mutation_prompt", ""))
         return CodeMutation(files=dict(run.files), mutation_prompt=parent_prompt,
                             exchanges=exchanges,
