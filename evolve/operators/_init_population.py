@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._errors import ConfigError
+from .._errors import ConfigError, LLMError
 from .._genome import PromptGenome
+from .._llm_failures import stops_the_run
 from ._base import InvalidChild, Mutation, MutatorLLM, Transcript, pick
 from ._text import MAX_PROMPT_CHARS, cap, same_text
 
@@ -104,11 +105,20 @@ async def _task_prompt(transcript: Transcript, rng: np.random.Generator, mutatio
     for attempt in range(attempts):
         if attempt:
             mutation_prompt, style = pick(rng, mutation_prompts), pick(rng, thinking_styles)
+        request = init_request(style, mutation_prompt, problem)
         try:
-            text = await transcript.ask_prompt(init_request(style, mutation_prompt, problem),
-                                               what="task prompt", max_chars=max_chars)
+            text = await transcript.ask_prompt(request, what="task prompt", max_chars=max_chars)
         except InvalidChild:
             continue  # the exchange is marked rejected; draw again
+        except LLMError as exc:  # after the client's retries: a slow or failing server
+            if stops_the_run(exc):
+                raise
+            text = fallback_prompt(style, problem, max_chars)
+            transcript.exchanges.append({
+                "messages": [{"role": "user", "content": request}], "response": None,
+                "error": str(exc), "fallback": text, "cached": False, "calls": 0,
+                "prompt_tokens": 0, "completion_tokens": 0})
+            return text  # a unit is made without the model rather than stop the run
         if any(same_text(text, s) for s in (style, mutation_prompt)):
             transcript.reject("the answer only repeats the thinking style or mutation prompt")
         elif any(same_text(text, s) for s in others):

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from evolve._errors import ConfigError
+from evolve._errors import ConfigError, LLMError
 from evolve._schema import build
 from evolve.operators import (
     OPERATORS,
@@ -146,3 +146,25 @@ def test_options_are_validated_through_the_config_builder() -> None:
         build(OPERATORS["context_shuffle"], {"capacity": 0})
     with pytest.raises(ConfigError, match="unknown option"):
         build(OPERATORS["lineage"], {"max_item": 3})
+
+
+def test_a_request_that_times_out_makes_the_unit_without_the_model() -> None:
+    """A slow server (no answer within the timeout, after the client's retries) must not
+    stop the run at its start: the unit gets the fallback prompt, with the error recorded."""
+    timed_out = LLMError("the mutator server did not answer (5 attempts)")
+    timed_out.__cause__ = TimeoutError()
+    llm = ScriptedLLM([timed_out, "Add the numbers, then check the sum."])
+    first, second = make(llm, size=2)
+    failed = [u for u in (first, second) if u.exchanges[-1].get("error")]
+    assert len(failed) == 1
+    [exchange] = failed[0].exchanges
+    assert exchange["response"] is None and "did not answer" in exchange["error"]
+    assert failed[0].genome.task_prompts == (exchange["fallback"],)
+    assert exchange["calls"] == 0
+
+
+def test_a_server_that_cannot_be_reached_still_stops_the_run() -> None:
+    unreachable = LLMError("cannot reach the mutator server")
+    unreachable.__cause__ = ConnectionRefusedError()
+    with pytest.raises(LLMError, match="cannot reach"):
+        make(ScriptedLLM([unreachable]), size=1)
