@@ -237,6 +237,12 @@ def print_table(title: str, header: Sequence[str], tallies: Mapping[str, Tally],
             print(f"  {label}: {kind}: {reason}")
 
 
+def progress(label: str, i: int, tally: Tally, started: float) -> None:
+    """One line on stderr per child: its time, and the tally so far."""
+    print(f"  {label} child {i + 1}: {time.perf_counter() - started:.0f} s; so far "
+          f"{tally.valid}/{tally.made} valid, {tally.why()}", file=sys.stderr, flush=True)
+
+
 def llm_failure(exc: LLMError) -> Failure:
     return Failure.TIMEOUT if isinstance(exc.__cause__, TimeoutError) else Failure.LLM_ERROR
 
@@ -374,8 +380,10 @@ async def code_section(bench: CodeBenchmark, llm: LLMClient, args: argparse.Name
                 label = f"{name} {mode}"
                 tally = tallies[label] = Tally()
                 for i in range(args.n):
+                    started = time.perf_counter()
                     await code_child(operator, parents[i % len(parents)], bench, view, llm,
                                      env, args.seed + i, tally, args)
+                    progress(label, i, tally, started)
                 print(f"  {label}: done, {tally.valid}/{tally.made} valid", file=sys.stderr,
                       flush=True)
     print_table(f"{args.benchmark}: code operators, children per operator and mode: {args.n}",
@@ -485,8 +493,10 @@ async def prompt_section(bench: Benchmark, llm: LLMClient, args: argparse.Namesp
             label = f"{name} {mode}"
             tally = tallies[label] = Tally()
             for i in range(args.n):
+                started = time.perf_counter()
                 await prompt_child(operator, parents[i % len(parents)], bench, view, llm,
                                    evaluator, examples, args.seed + i, tally, args)
+                progress(label, i, tally, started)
             print(f"  {label}: done, {tally.valid}/{tally.made} valid", file=sys.stderr,
                   flush=True)
     print_table(f"{args.benchmark}: prompt operators, children per operator and mode: "

@@ -85,12 +85,13 @@ def test_a_code_run_on_a_program_benchmark_never_touches_the_task_role(
         config = write_config(tmp_path, stub.base_url)
         assert main(["run", str(config), "--name", "packing", "--quiet"]) == 0, \
             capsys.readouterr().err
-        assert len(stub.requests) == 2  # one mutation per child, all to the mutator
+        # the stub's echo makes no child: each of the 2 children is a request and one repair
+        assert len(stub.requests) == 4
     run_dir = tmp_path / "runs" / "packing"
     data = status_json(run_dir)
     assert data["state"] == "finished" and data["candidates"] == 3
     per_role = data["llm"]["per_role"]
-    assert per_role["mutator"]["calls"] == 2 and per_role["task"]["calls"] == 0
+    assert per_role["mutator"]["calls"] == 4 and per_role["task"]["calls"] == 0
     assert read_rows(run_dir, "SELECT count(*) FROM candidates")[0][0] == 3
 
 
