@@ -172,7 +172,8 @@ async def open_clients(config: LLMsConfig, cache: ResponseCache,
                 server.base_url, server.model, api_key=getattr(server, "api_key", None),
                 max_concurrency=cfg.max_concurrency, timeout=request_timeout(cfg, role),
                 max_retries=cfg.max_retries, cache=cache, role=role,
-                default_params={"temperature": temperature, "max_tokens": max_tokens})
+                default_params={"temperature": temperature, "max_tokens": max_tokens},
+                grammar_field=server.grammar_field)  # without it no grammar is ever sent
             stack.push_async_callback(client.aclose)
             clients[role] = client
         yield Clients(clients)

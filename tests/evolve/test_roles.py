@@ -105,3 +105,25 @@ def test_a_prompt_run_still_needs_the_task_model(tmp_path: Path,
     err = capsys.readouterr().err
     assert err.startswith("error: ") and MISSING_MODEL in err
     assert not (tmp_path / "runs" / "prompts").exists()
+
+
+@pytest.mark.parametrize("grammar_field", ["grammar", None])
+def test_a_runs_requests_carry_the_operators_grammar_when_the_server_takes_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], grammar_field: str | None) -> None:
+    """The run's clients, not only a server's own client, send each answer's grammar in the
+    server's field (a run once built its clients without it, so no grammar reached the
+    server); a server that takes none gets no grammar field."""
+    with StubOpenAI() as stub:
+        config = write_config(tmp_path, stub.base_url)
+        data = yaml.safe_load(config.read_text())
+        data["llm"]["mutator"]["grammar_field"] = grammar_field
+        config.write_text(yaml.safe_dump(data))
+        assert main(["run", str(config), "--name", "packing", "--quiet"]) == 0, \
+            capsys.readouterr().err
+        bodies = stub.bodies
+    assert len(bodies) == 4
+    if grammar_field is None:
+        assert not any("grammar" in body for body in bodies)
+    else:  # the per-parent SEARCH/REPLACE grammar of diff_edit
+        assert all("<<<<<<< SEARCH" in body["grammar"] and body["grammar"].startswith("root ::=")
+                   for body in bodies)
