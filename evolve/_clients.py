@@ -168,12 +168,10 @@ async def open_clients(config: LLMsConfig, cache: ResponseCache,
                 servers[key] = await stack.enter_async_context(make_server(cfg))
             server = servers[key]
             temperature, max_tokens = sampling(cfg, role)
-            client = LLMClient(
-                server.base_url, server.model, api_key=getattr(server, "api_key", None),
+            client = server.client(  # the server's address, key and grammar field
                 max_concurrency=cfg.max_concurrency, timeout=request_timeout(cfg, role),
                 max_retries=cfg.max_retries, cache=cache, role=role,
-                default_params={"temperature": temperature, "max_tokens": max_tokens},
-                grammar_field=server.grammar_field)  # without it no grammar is ever sent
+                default_params={"temperature": temperature, "max_tokens": max_tokens})
             stack.push_async_callback(client.aclose)
             clients[role] = client
         yield Clients(clients)

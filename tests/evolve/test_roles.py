@@ -114,10 +114,9 @@ def test_a_runs_requests_carry_the_operators_grammar_when_the_server_takes_one(
     server's field (a run once built its clients without it, so no grammar reached the
     server); a server that takes none gets no grammar field."""
     with StubOpenAI() as stub:
-        config = write_config(tmp_path, stub.base_url)
-        data = yaml.safe_load(config.read_text())
-        data["llm"]["mutator"]["grammar_field"] = grammar_field
-        config.write_text(yaml.safe_dump(data))
+        llm = llm_config(stub.base_url)
+        llm["mutator"]["grammar_field"] = grammar_field
+        config = write_config(tmp_path, stub.base_url, llm=llm)
         assert main(["run", str(config), "--name", "packing", "--quiet"]) == 0, \
             capsys.readouterr().err
         bodies = stub.bodies
