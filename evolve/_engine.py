@@ -203,7 +203,7 @@ class Engine:
             slot=slot, kind=self.species.kind, genome=genome,
             parent_ids=(parent.id, *extra_parents), operator=operator.name,
             generation=generation, mutation=record, usage=exchanges_usage(exchanges),
-            fingerprint=fingerprint,
+            descriptors=dict(selection.descriptors), fingerprint=fingerprint,
         ), () if invalid else selection.retire)
 
     def earlier_with(self, fingerprint: str | None) -> int | None:

@@ -9,8 +9,9 @@ mode): a selector never retires them, and a tournament never uses them at all.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -20,10 +21,12 @@ from archive import ArchiveIndex
 
 @dataclass(frozen=True)
 class Selection:
-    """One parent to mutate, and the population members its child replaces."""
+    """One parent to mutate, the population members its child replaces, and what the
+    selector records on the child (e.g. its island), as the child's descriptors."""
 
     parent: int
     retire: tuple[int, ...] = ()
+    descriptors: Mapping[str, float] = field(default_factory=dict)
 
 
 class Selector(ABC):
