@@ -11,7 +11,8 @@ child raises :class:`InvalidChild` with a precise reason and the exchanges.
 Every child is checked the same way before it is returned (:func:`tree_violation`):
 it must differ from the parent, change no read-only file, keep the text outside
 the EVOLVE-BLOCK regions of a file that has them, and every changed ``.py`` file
-must compile.
+must compile and read no global name it never defines (a NameError found before
+the sandbox, :mod:`._names`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..._grammar import Grammar
 from ..._schema import doc
 from ...operators import InvalidChild, MutatorLLM, Transcript, pick
 from .._genome import CodeGenome
+from ._names import name_error
 from ._patch import PatchError, has_markers, marker_violation, syntax_error
 
 #: system message of every code-mutator request
@@ -165,10 +167,11 @@ def clip(text: str, max_chars: int) -> str:
     return f"{text[:max_chars].rstrip()}\n[... {len(text) - max_chars} more characters]"
 
 
-#: the failures a second answer can fix (a timeout or an LLM error cannot be argued with)
+#: the failures a second answer can fix (a timeout or an LLM error cannot be argued with);
+#: an operator's runtime_error is a name the child reads and never defines
 REPAIRABLE = frozenset({Failure.NO_BLOCK, Failure.INVALID_OUTPUT, Failure.NO_MATCH,
                         Failure.OUTSIDE_MARKERS, Failure.SYNTAX_ERROR, Failure.DUPLICATE,
-                        Failure.TRUNCATED})
+                        Failure.TRUNCATED, Failure.RUNTIME_ERROR})
 
 
 def repair_request(reason: str) -> str:
@@ -198,6 +201,10 @@ def tree_violation(parent: Mapping[str, str], child: Mapping[str, str],
         error = syntax_error(path, child[path]) if path in child else None
         if error:
             return PatchError(error, Failure.SYNTAX_ERROR)
+    for path in changed:
+        error = name_error(path, parent.get(path), child[path]) if path in child else None
+        if error:
+            return PatchError(error, Failure.RUNTIME_ERROR)
     return None
 
 
@@ -235,9 +242,9 @@ class LLMCodeOperator(CodeOperator):
         "(0: none).", 3)
     repairs: int = doc(
         "How many times an answer that makes no valid child (no block, a SEARCH text not "
-        "found, frozen text changed, a syntax error, no change, cut at max_tokens) is sent "
-        "back to the mutator with the exact error, in the same conversation, before the "
-        "child is recorded invalid (0: never).", 1)
+        "found, frozen text changed, a syntax error, a name never defined, no change, cut "
+        "at max_tokens) is sent back to the mutator with the exact error, in the same "
+        "conversation, before the child is recorded invalid (0: never).", 1)
 
     def __post_init__(self) -> None:
         if self.feedback_chars < 0 or self.context_chars < 0:

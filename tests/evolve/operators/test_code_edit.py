@@ -72,11 +72,11 @@ def test_a_block_without_path_edits_the_only_evolvable_file() -> None:
 
 
 def test_blocks_may_edit_several_evolvable_files() -> None:
-    answer = (format_block("solve.py", "    return total\n", "    return total + helper()\n")
+    answer = (format_block("solve.py", "    return total\n", "    return total + 1\n")
               + "\nand\n\n" + format_block("helper.py", "    return 1\n", "    return 2\n")
               + format_block(None, "def helper():\n", "def helper() -> int:\n"))
     m, _ = edit(answer, evolve_paths=("solve.py", "helper.py"))
-    assert m.files["solve.py"].endswith("    return total + helper()\n")
+    assert m.files["solve.py"].endswith("    return total + 1\n")
     assert m.files["helper.py"] == "def helper() -> int:\n    return 2\n"
     assert m.files["README.md"] == README
     assert m.message == "diff_edit: 3 blocks in helper.py, solve.py"
