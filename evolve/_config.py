@@ -195,6 +195,10 @@ class EvolutionConfig(Section):
         "can be compared against it."))
     task_prompts: Int = Field(1, ge=1, description=(
         "Task-prompts per unit (Promptbreeder uses 2)."))
+    initial_population_constrained: bool = Field(True, description=(
+        "Constrain each task-prompt the mutator writes for the initial population to one "
+        "instruction of bounded length with no preamble, while the model writes it (on "
+        "servers that take a grammar; as the prompt operators' 'constrained' option)."))
     selector: one_of(SELECTORS) | None = Field(None, description=(
         "Parent selection: 'tournament' (Promptbreeder's binary tournament, the mutated "
         "winner replaces the loser) or 'dgm' (DGM: score sigmoid x 1/(1+children)). "

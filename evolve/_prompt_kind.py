@@ -77,7 +77,8 @@ class PromptKind(GenomeKind):
             benchmark, PromptEvaluator(benchmark, clients.task, max_tokens=task_tokens),
             clients.mutator, storage.index, load_lexicon(),
             seed_prompt=config.evolution.seed_prompt,
-            task_prompts=config.evolution.task_prompts, mutator_max_tokens=mutator_tokens)
+            task_prompts=config.evolution.task_prompts, mutator_max_tokens=mutator_tokens,
+            constrained_founders=config.evolution.initial_population_constrained)
 
 
 PROMPT = PromptKind()

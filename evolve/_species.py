@@ -113,7 +113,7 @@ class PromptSpecies(Species):
 
     def __init__(self, benchmark: Benchmark, evaluator: PromptEvaluator, mutator: MutatorLLM,
                  view: Any, lexicon: Lexicon, *, seed_prompt: str, task_prompts: int,
-                 mutator_max_tokens: int) -> None:
+                 mutator_max_tokens: int, constrained_founders: bool = True) -> None:
         self.benchmark = benchmark
         self.evaluator = evaluator
         self.mutator = mutator
@@ -122,6 +122,7 @@ class PromptSpecies(Species):
         self.seed_prompt = seed_prompt
         self.task_prompts = task_prompts
         self.mutator_max_tokens = mutator_max_tokens
+        self.constrained_founders = constrained_founders
 
     def split(self, name: str) -> Sequence[Example]:
         return self.benchmark.split(name)
@@ -135,7 +136,7 @@ class PromptSpecies(Species):
             size=size - 1, problem=self.benchmark.description,
             thinking_styles=lex.thinking_styles, mutation_prompts=lex.mutation_prompts,
             llm=self.mutator, rng=rng, n_task_prompts=self.task_prompts,
-            max_tokens=self.mutator_max_tokens)
+            max_tokens=self.mutator_max_tokens, constrained=self.constrained_founders)
         return founders + [Founder(u.genome.to_dict(), "init", u.exchanges) for u in units]
 
     def context(self, parent: Candidate, rng: np.random.Generator) -> MutationContext:

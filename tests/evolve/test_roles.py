@@ -126,3 +126,30 @@ def test_a_runs_requests_carry_the_operators_grammar_when_the_server_takes_one(
     else:  # the per-parent SEARCH/REPLACE grammar of diff_edit
         assert all("<<<<<<< SEARCH" in body["grammar"] and body["grammar"].startswith("root ::=")
                    for body in bodies)
+
+
+@pytest.mark.parametrize("constrained", [True, False])
+def test_the_initial_populations_grammar_follows_the_config(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], constrained: bool) -> None:
+    """``evolution.initial_population_constrained`` decides whether the task-prompts written
+    for the initial population are sent with the instruction grammar."""
+    with StubOpenAI() as stub:
+        llm = llm_config(stub.base_url)
+        llm["mutator"]["grammar_field"] = "grammar"
+        llm["task"] = dict(llm["mutator"])  # the task model answers too, never constrained
+        config = write_config(
+            tmp_path, stub.base_url, llm=llm, sandbox={},
+            fitness={"benchmark": "arithmetic", "batch_size": 1, "validate_top": 0},
+            evolution={"genome": "prompt", "population_size": 3,
+                       "initial_population_constrained": constrained},
+            budget={"candidates": 3})
+        assert main(["run", str(config), "--name", "init", "--quiet"]) == 0, \
+            capsys.readouterr().err
+        bodies = stub.bodies
+    # the seed, and 2 founders written by the mutator (the rest are the task model's answers)
+    written = [b for b in bodies
+               if b["messages"][0]["content"].startswith("You write and improve instructions")]
+    assert len(written) >= 2
+    assert all(("grammar" in b) is constrained for b in written)
+    assert all(b["grammar"].startswith("root ::=") for b in bodies if "grammar" in b)
+    assert len([b for b in bodies if "grammar" in b]) == (len(written) if constrained else 0)

@@ -18,9 +18,18 @@ from collections.abc import Callable, Mapping, Sequence
 from ..._grammar import REST_OF_LINE, Chars, Grammar, Lit, Node, Ref, Repeat, alt, opt, seq
 from ._patch import MARKER_END, MARKER_START, has_markers
 
-#: a REPLACE line: anything but a line that could be read as a block marker (its length is
-#: not bounded: llama.cpp refuses a bounded repetition inside another one)
-_REPLACE_LINE = alt(seq(Chars("<=>\n", negate=True), REST_OF_LINE), Lit("\n"))
+#: the shortest bound on the length of a REPLACE line, in characters
+_MIN_REPLACE_LINE = 120
+
+
+def _replace_line(longest: int) -> Node:
+    """A REPLACE line: not one that could be read as a block marker, at most ``longest``
+    characters. (It is a rule of its own: llama.cpp refuses a bounded repetition written
+    inside another one, and takes one behind a rule name.)"""
+    return alt(seq(Chars("<=>\n", negate=True), Repeat(Chars("\n", negate=True), 0,
+                                                         longest - 1), Lit("\n")),
+               Lit("\n"))
+
 #: a line with something on it
 _FILLED_LINE = seq(Repeat(Chars(" \t")), Chars("` \t\n", negate=True), REST_OF_LINE)
 #: the characters of git's conflict-marker lines (seven of one, then a space or the line's end)
@@ -173,8 +182,10 @@ def _search_rules(tag: str, text: str) -> tuple[dict[str, Node], Node | None]:
 def diff_grammar(files: Mapping[str, str], paths: Sequence[str], max_blocks: int) -> Grammar:
     """One to ``max_blocks`` SEARCH/REPLACE blocks, each naming one of ``paths`` on its
     first line and searching whole lines of that file's editable regions. A REPLACE text
-    holds at most twice the lines of the longest region, plus four: a small model that
-    starts repeating itself is made to close the block before its reply is cut off."""
+    holds at most twice the lines of the longest region, plus four, each at most twice as
+    long as the longest line of a region (and at least ``_MIN_REPLACE_LINE``): a small
+    model that starts repeating itself is made to close the block before its reply is cut
+    off."""
     rules: dict[str, Node] = {}
     blocks: list[Node] = []
     for n, path in enumerate(paths):
@@ -186,9 +197,13 @@ def diff_grammar(files: Mapping[str, str], paths: Sequence[str], max_blocks: int
                           Ref("replace"), Lit(">>>>>>> REPLACE\n")))
     if not blocks:
         raise ValueError("no editable line of " + ", ".join(paths) + " can be searched for")
-    longest = max(end - first for path in paths
-                  for first, end in editable_regions(files[path]) or [(0, 0)])
-    rules["replace"] = Repeat(_REPLACE_LINE, 0, 2 * longest + 4)
+    regions = [(files[path].splitlines(), first, end) for path in paths
+               for first, end in editable_regions(files[path])]
+    most_lines = max((end - first for _, first, end in regions), default=0)
+    widest = max((len(line) for lines, first, end in regions for line in lines[first:end]),
+                 default=0)
+    rules["replace"] = Repeat(Ref("replace-line"), 0, 2 * most_lines + 4)
+    rules["replace-line"] = _replace_line(max(_MIN_REPLACE_LINE, 2 * widest))
     rules["block"] = alt(*blocks)
     rules["root"] = seq(Ref("block"), Repeat(seq(opt(Lit("\n")), Ref("block")), 0,
                                                 max_blocks - 1))

@@ -203,3 +203,20 @@ def test_a_replace_text_is_bounded_so_a_looping_model_must_close_its_block() -> 
     grammar = diff_grammar({"s.py": text}, ["s.py"], max_blocks=1)
     assert grammar.matches(block("s.py", "a = 1\n", ["x = 0"] * 10))
     assert not grammar.matches(block("s.py", "a = 1\n", ["x = 0"] * 11))
+
+
+def test_a_replace_text_is_bounded_in_lines_and_in_line_length() -> None:
+    """At most twice the longest region's lines plus four, each at most twice the longest
+    region line (at least 120 characters): a model that starts repeating itself must close
+    the block before max_tokens."""
+    wide = "w = [" + ", ".join(["1"] * 40) + "]\n"  # 125 characters with its newline
+    text = "x = 1\n" + wide + "y = 2\n"
+    grammar = diff_grammar({"a.py": text}, ["a.py"], max_blocks=1)
+    ok = 2 * len(wide.rstrip("\n"))
+    assert grammar.matches(block("a.py", "x = 1\n", ["z" * ok] * 10))
+    assert not grammar.matches(block("a.py", "x = 1\n", ["z" * (ok + 1)]))
+    assert not grammar.matches(block("a.py", "x = 1\n", ["z"] * 11))
+    short = diff_grammar({"a.py": "x = 1\n"}, ["a.py"], max_blocks=1)
+    assert short.matches(block("a.py", "x = 1\n", ["z" * 120]))
+    assert not short.matches(block("a.py", "x = 1\n", ["z" * 121]))
+    assert "replace-line ::= " in grammar.gbnf()  # a rule of its own (see _replace_line)
