@@ -109,7 +109,8 @@ def clean_prompt(text: str, *, max_chars: int = MAX_PROMPT_CHARS, first_line: bo
     """Reduce an LLM answer to one prompt (possibly ``""`` when it holds none).
 
     Drops reasoning blocks, code fences, preamble lines, bare labels and echoed
-    sections of the request ("ORIGINAL INSTRUCTION: ..."); takes the
+    sections of the request ("ORIGINAL INSTRUCTION: ..."; an answer that is nothing but
+    one such line keeps its text); takes the
     first paragraph (or with ``first_line`` the first line; an answer that starts
     as a list counts as alternatives and yields its first item); strips labels,
     list markers and wrapping quotes; joins the lines and caps the length.
@@ -135,9 +136,14 @@ def _skip_noise(lines: list[str]) -> list[str]:
         echo = _ECHO.match(lines[0])
         if echo:
             lines.pop(0)
-            if not echo.group(1).strip():  # the echoed section continues to a blank line
+            inline = echo.group(1).strip()
+            if not inline:  # the echoed section continues to a blank line
                 while lines and lines[0].strip():
                     lines.pop(0)
+            elif not any(ln.strip() for ln in lines):
+                # the whole answer is one labelled line (a one-line grammar invites it):
+                # its text is the answer; if it repeats the parent, the child is a duplicate
+                return [inline]
         elif not _strip_line(lines[0]) or _is_preamble(lines[0]):
             lines.pop(0)
         else:

@@ -45,6 +45,9 @@ from evolve.operators._text import (
     ("Rewritten instruction: Solve it step by step.", "Solve it step by step."),
     ("To solve this word problem:\n\nAdd the numbers in order.", "Add the numbers in order."),
     ("The original instruction is:", ""),
+    # a one-line answer under an echo label (first_order_direct's one-line grammar): its text
+    ("Original instruction: Add the units first.", "Add the units first."),
+    ("**Original instruction:** Add.\n\n", "Add."),
     ("The instruction should be \"Check the units.\"", "Check the units."),
     ("The instruction given is \"Check the units.\"", "Check the units."),
     ("Sure, I can help. Check the units first.", "Check the units first."),
