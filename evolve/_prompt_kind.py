@@ -21,7 +21,7 @@ from fitness import (
     make_benchmark,
 )
 
-from ._clients import ROLES, Clients, sampling
+from ._clients import ROLES, Clients, context_window, sampling
 from ._config import RunConfig
 from ._genome import PROMPT_KIND
 from ._genome_kind import GenomeKind
@@ -78,7 +78,8 @@ class PromptKind(GenomeKind):
             clients.mutator, storage.index, load_lexicon(),
             seed_prompt=config.evolution.seed_prompt,
             task_prompts=config.evolution.task_prompts, mutator_max_tokens=mutator_tokens,
-            constrained_founders=config.evolution.initial_population_constrained)
+            constrained_founders=config.evolution.initial_population_constrained,
+            mutator_context=context_window(config.llm.mutator))
 
 
 PROMPT = PromptKind()

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from archive import Candidate, ExampleScore, Failure, SplitScore, Usage
+from archive import ArchiveIndex, Candidate, ExampleScore, Failure, SplitScore, Status, Usage
 from fitness import Benchmark, Example, PromptEvaluator
 
 from ._genome import PROMPT_KIND, PromptGenome
@@ -113,7 +113,8 @@ class PromptSpecies(Species):
 
     def __init__(self, benchmark: Benchmark, evaluator: PromptEvaluator, mutator: MutatorLLM,
                  view: Any, lexicon: Lexicon, *, seed_prompt: str, task_prompts: int,
-                 mutator_max_tokens: int, constrained_founders: bool = True) -> None:
+                 mutator_max_tokens: int, constrained_founders: bool = True,
+                 mutator_context: int | None = None) -> None:
         self.benchmark = benchmark
         self.evaluator = evaluator
         self.mutator = mutator
@@ -123,6 +124,7 @@ class PromptSpecies(Species):
         self.task_prompts = task_prompts
         self.mutator_max_tokens = mutator_max_tokens
         self.constrained_founders = constrained_founders
+        self.mutator_context = mutator_context
 
     def split(self, name: str) -> Sequence[Example]:
         return self.benchmark.split(name)
@@ -151,6 +153,8 @@ class PromptSpecies(Species):
             hyper_mutation_prompts=self.lexicon.hyper_mutation_prompts,
             correct_workings=self.correct_workings(parent),
             max_tokens=self.mutator_max_tokens,
+            attempts=failed_attempts(self.view, parent, worse=_worse_prompt),
+            context_tokens=self.mutator_context,
         )
 
     def correct_workings(self, candidate: Candidate) -> list[tuple[str, str]]:
@@ -187,3 +191,41 @@ class PromptSpecies(Species):
                       prompt_tokens=result.prompt_tokens,
                       completion_tokens=result.completion_tokens)
         return Scored(score, usage)
+
+
+#: most children of a parent listed as attempts in its context, and the longest line shown
+ATTEMPTS_KEPT, ATTEMPT_CHARS = 8, 240
+
+
+def failed_attempts(view: ArchiveIndex, parent: Candidate, *,
+                    worse: Any = None) -> list[str]:
+    """The parent's latest children that did not pay off, newest first, one line each
+    (cut to ``ATTEMPT_CHARS``): those not valid (invalid or failed) as
+    "operator (failure kind): reason", and, given ``worse(child, parent)``, those that
+    scored below the parent, as it describes them."""
+    out: list[str] = []
+    parent_score = parent.score("train")
+    for cid in reversed(view.children(parent.id)):
+        child = view.get(cid)
+        line = None
+        if child.status in (Status.INVALID, Status.FAILED) and child.reason:
+            kind = child.failure.value if child.failure is not None else child.status.value
+            line = f"{child.operator} ({kind}): {child.reason}"
+        elif (worse is not None and parent_score is not None
+              and child.status is Status.EVALUATED
+              and (child.score("train") or 0.0) < parent_score):
+            line = worse(child, parent)
+        if line:
+            line = " ".join(line.split())
+            out.append(line if len(line) <= ATTEMPT_CHARS else line[: ATTEMPT_CHARS - 3] + "...")
+            if len(out) == ATTEMPTS_KEPT:
+                break
+    return out
+
+
+def _worse_prompt(child: Candidate, parent: Candidate) -> str:
+    """A prompt child that scored below its parent: what it said and how it did."""
+    prompts = child.genome.get("task_prompts") or ()
+    text = " / ".join(str(p) for p in prompts)
+    return (f'"{text}" scored {child.score("train"):.2f}, below the '
+            f'{parent.score("train"):.2f} of the current instruction')

@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from archive import ArchiveIndex, Candidate, ExampleScore, Failure, SplitScore, Status, Usage
+from archive import ArchiveIndex, Candidate, ExampleScore, Failure, SplitScore, Usage
 from fitness import Example
 from fitness.code import CodeBenchmark, EvaluationEnv, ProgramEvaluation
 from sandboxes import EndReason, Executor, LLMGateway, job_files_problem
 
-from .._species import Failed, Founder, Lexicon, Scored, Species
+from .._species import Failed, Founder, Lexicon, Scored, Species, failed_attempts
 from ..operators import InvalidChild, MutatorLLM
 from ._gateway_bridge import gateway_usage
 from ._genome import CODE_KIND, CodeGenome
@@ -179,27 +179,6 @@ def failure_of(evaluation: ProgramEvaluation) -> Failed | None:
     return Failed((f"{first.reason} on all {len(results)} example(s): "
                    f"{first.detail or 'no detail'}")[:_FEEDBACK_CHARS],
                   _FAILURE_KINDS.get(first.reason, Failure.RUNTIME_ERROR))
-
-
-#: most failed children of a parent listed in its context, and the longest reason shown
-ATTEMPTS_KEPT, ATTEMPT_CHARS = 8, 240
-
-
-def failed_attempts(view: ArchiveIndex, parent: Candidate) -> list[str]:
-    """The parent's latest children that were not valid (invalid or failed), newest first:
-    "operator (failure kind): reason", the reason cut to ``ATTEMPT_CHARS``."""
-    out: list[str] = []
-    for cid in reversed(view.children(parent.id)):
-        child = view.get(cid)
-        if child.status in (Status.INVALID, Status.FAILED) and child.reason:
-            kind = child.failure.value if child.failure is not None else child.status.value
-            reason = " ".join(child.reason.split())
-            if len(reason) > ATTEMPT_CHARS:
-                reason = reason[: ATTEMPT_CHARS - 3] + "..."
-            out.append(f"{child.operator} ({kind}): {reason}")
-            if len(out) == ATTEMPTS_KEPT:
-                break
-    return out
 
 
 def feedback(candidate: Candidate) -> str:

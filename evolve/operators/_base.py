@@ -34,6 +34,41 @@ SYSTEM_PROMPT = (
     "Answer with the requested text only: no explanations, no preamble."
 )
 _SEED_BOUND = 2**31 - 1
+#: characters per token assumed when sizing a request: few enough for code under the small
+#: models' tokenizers, so that a request sized with it fits (it errs on the short side)
+CHARS_PER_TOKEN = 3
+#: characters always left free in the context window (the chat template's own tokens)
+TEMPLATE_CHARS = 300
+
+
+def request_room(context_tokens: int | None, max_tokens: int | None, system: str) -> float:
+    """How long a request may be, in characters, to leave room for a reply of
+    ``max_tokens`` in a context window of ``context_tokens`` (unbounded when unknown)."""
+    if context_tokens is None:
+        return float("inf")
+    return ((context_tokens - (max_tokens or 0)) * CHARS_PER_TOKEN - len(system)
+            - TEMPLATE_CHARS)
+
+
+def fitted(build: Any, items: Sequence[str], room: float, *, drop_first: bool = False
+           ) -> tuple[str, list[str]]:
+    """``build(items)`` with items left out (the last ones, or with ``drop_first`` the first
+    ones) until the request is at most ``room`` characters; one item is always kept."""
+    kept = list(items)
+    request = build(kept)
+    while len(request) > room and len(kept) > 1:
+        kept = kept[1:] if drop_first else kept[:-1]
+        request = build(kept)
+    return request, kept
+
+
+def attempts_note(attempts: Sequence[str]) -> str:
+    """The paragraph listing earlier attempts from the parent that did not pay off."""
+    if not attempts:
+        return ""
+    return ("Earlier attempts from this instruction that did not pay off (newest first):\n"
+            + "\n".join(f"- {a}" for a in attempts)
+            + "\nDo not repeat them: write something different.")
 
 
 class MutatorLLM(Protocol):
@@ -59,6 +94,11 @@ class MutationContext:
     correct_workings: Sequence[tuple[str, str]]  # (question, output) the parent got right
     max_tokens: int = 256
     temperature: float | None = None
+    #: what was already tried from the parent and did not pay off, newest first, one line
+    #: each (children not valid, with why; children that scored below the parent)
+    attempts: Sequence[str] = ()
+    #: the mutator's context window in tokens (request and reply); None: unknown
+    context_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -102,20 +142,24 @@ class Transcript:
 
     def __init__(self, llm: MutatorLLM, rng: np.random.Generator, *, max_tokens: int | None,
                  temperature: float | None, system: str = SYSTEM_PROMPT,
-                 constrained: bool = False) -> None:
+                 constrained: bool = False, note: str = "",
+                 context_tokens: int | None = None) -> None:
         self.llm = llm
         self.rng = rng
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.system = system
         self.constrained = constrained
+        self.note = note  # added to each task-prompt request while it fits (``ask_prompt``)
+        self.room = request_room(context_tokens, max_tokens, system)
         self.exchanges: list[dict[str, Any]] = []
         self._conversation: list[dict[str, str]] = []  # the last one, its answer included
 
     @classmethod
-    def of(cls, ctx: MutationContext, *, constrained: bool = False) -> Transcript:
+    def of(cls, ctx: MutationContext, *, constrained: bool = False,
+           note: str = "") -> Transcript:
         return cls(ctx.llm, ctx.rng, max_tokens=ctx.max_tokens, temperature=ctx.temperature,
-                   constrained=constrained)
+                   constrained=constrained, note=note, context_tokens=ctx.context_tokens)
 
     async def ask(self, request: str, *, stop: list[str] | None = None,
                   system: str | None = None, grammar: Grammar | None = None) -> str:
@@ -187,8 +231,14 @@ class Transcript:
     async def ask_prompt(self, request: str, *, what: str = "prompt",
                          max_chars: int = MAX_PROMPT_CHARS, first_line: bool = False,
                          system: str | None = None) -> str:
-        """Ask, and clean the answer into one prompt; an answer without one is rejected."""
+        """Ask, and clean the answer into one prompt; an answer without one is rejected.
+
+        A request for a task prompt ends with the transcript's ``note`` (earlier attempts)
+        when the two fit in the context window together."""
         grammar = instruction_grammar(max_chars) if self.constrained else None
+        if what == "task prompt" and self.note and (
+                len(request) + len(self.note) + 2 <= self.room):
+            request = f"{request}\n\n{self.note}"
         text = clean_prompt(await self.ask(request, system=system, grammar=grammar),
                             max_chars=max_chars, first_line=first_line)
         if not text:
@@ -268,14 +318,21 @@ class PromptOperator(Operator):
         "Constrain each answer, while the model writes it, to one instruction of at most "
         "max_chars characters on one line, with no quote, list mark or heading before it "
         "(on servers that take a grammar; others are asked unconstrained).", True)
+    attempts_shown: int = doc(
+        "How many of the parent's latest children that did not pay off (not valid, with "
+        "why, or scored below the parent) are listed in each request for a task prompt, so "
+        "that the mutator writes something else (0: none).", 3)
 
     def __post_init__(self) -> None:
         if self.max_chars < 20:
             raise ValueError("max_chars must be at least 20")
+        if self.attempts_shown < 0:
+            raise ValueError("attempts_shown must not be negative")
 
     async def mutate(self, ctx: MutationContext) -> Mutation:
         parent = parent_genome(ctx)
-        transcript = Transcript.of(ctx, constrained=self.constrained)
+        transcript = Transcript.of(ctx, constrained=self.constrained,
+                                   note=attempts_note(ctx.attempts[: self.attempts_shown]))
         genome = await self._prepare(ctx, parent, transcript)
         n = len(genome.task_prompts)
         slots = range(n) if self.every_prompt else [int(ctx.rng.integers(n))]

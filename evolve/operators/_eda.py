@@ -21,7 +21,14 @@ from archive import ArchiveIndex, Failure
 
 from .._genome import PromptGenome
 from .._schema import doc
-from ._base import InvalidChild, MutationContext, PromptOperator, Transcript, member_prompt
+from ._base import (
+    InvalidChild,
+    MutationContext,
+    PromptOperator,
+    Transcript,
+    fitted,
+    member_prompt,
+)
 from ._text import distinct, numbered, same_text
 
 LEADERS = 64  # as many as the archive's leaderboard keeps: reading them is cheap
@@ -93,12 +100,18 @@ class _PopulationList(PromptOperator):
         if not listed:
             raise InvalidChild(f"{self.name}: the population has no task prompts to list",
                                transcript.exchanges)
-        text = await transcript.ask_prompt(self._request(genome, listed), what="task prompt",
+        request, listed = fitted(lambda items: self._request(genome, items), listed,
+                                 transcript.room, drop_first=self.drop_first)
+        text = await transcript.ask_prompt(request, what="task prompt",
                                            max_chars=self.max_chars, first_line=True)
         if any(same_text(text, p) for p in listed):
             raise transcript.reject("the new task prompt repeats a listed one",
                                     Failure.DUPLICATE)
         return text
+
+    #: which end of the listing gives way when the request must be shorter (the mutator's
+    #: context window): the last items (False) or the first (True)
+    drop_first: ClassVar[bool] = False
 
     @abstractmethod
     def _listing(self, view: ArchiveIndex, slot: int, rng: np.random.Generator) -> list[str]:
@@ -142,6 +155,7 @@ class EDARankIndex(_PopulationList):
     """Continue the fittest distinct task prompts, worst first, framed as best first."""
 
     name: ClassVar[str] = "eda_rank_index"
+    drop_first: ClassVar[bool] = True  # the worst are listed first
 
     def _listing(self, view: ArchiveIndex, slot: int, rng: np.random.Generator) -> list[str]:
         return self._distinct(view, best_first(view), slot)[::-1]

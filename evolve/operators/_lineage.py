@@ -18,7 +18,7 @@ from archive import ArchiveIndex, Candidate
 
 from .._genome import PromptGenome
 from .._schema import doc
-from ._base import InvalidChild, MutationContext, PromptOperator, Transcript
+from ._base import InvalidChild, MutationContext, PromptOperator, Transcript, fitted
 from ._text import numbered, same_text
 
 
@@ -66,6 +66,7 @@ class Lineage(PromptOperator):
         if not history:
             raise InvalidChild("lineage: no evaluated candidate in the parent's lineage",
                                transcript.exchanges)
-        history = history[-self.max_items:]
-        return await transcript.ask_prompt(lineage_request(history), what="task prompt",
+        request, _ = fitted(lineage_request, history[-self.max_items:], transcript.room,
+                            drop_first=True)  # the oldest give way
+        return await transcript.ask_prompt(request, what="task prompt",
                                            max_chars=self.max_chars, first_line=True)

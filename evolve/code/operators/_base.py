@@ -29,6 +29,7 @@ from archive import ArchiveIndex, Candidate, Failure
 from ..._grammar import Grammar
 from ..._schema import doc
 from ...operators import InvalidChild, MutatorLLM, Transcript, pick
+from ...operators._base import request_room
 from .._genome import CodeGenome
 from ._names import name_error
 from ._patch import PatchError, has_markers, marker_violation, syntax_error
@@ -94,20 +95,10 @@ class CodeOperator(ABC):
 
 
 # -- helpers shared by code operators -----------------------------------------------------------
-#: characters per token assumed when sizing a request: few enough for code under the small
-#: models' tokenizers, so that a request sized with it fits (it errs on the short side)
-CHARS_PER_TOKEN = 3
-#: characters always left free in the context window (the chat template's own tokens)
-_TEMPLATE_CHARS = 300
-
-
 def _request_chars(ctx: CodeMutationContext) -> float:
     """How long a request may be, in characters, to leave room for a reply of
     ``max_tokens`` (unbounded when the context window is unknown)."""
-    if ctx.context_tokens is None:
-        return float("inf")
-    return ((ctx.context_tokens - ctx.max_tokens) * CHARS_PER_TOKEN
-            - len(CODE_SYSTEM_PROMPT) - _TEMPLATE_CHARS)
+    return request_room(ctx.context_tokens, ctx.max_tokens, CODE_SYSTEM_PROMPT)
 
 
 def _length(parts: Sequence[str]) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from archive import Failure, Status
-from evolve.code._species import ATTEMPT_CHARS, failed_attempts
+from evolve._species import ATTEMPT_CHARS, failed_attempts
 from evolve.code.operators import DiffEdit
 from evolve.code.operators._base import parent_mutation_prompt
 from evolve.code.operators._patch import format_block
@@ -70,7 +70,7 @@ def test_failed_attempts_are_the_parents_invalid_and_failed_children_newest_firs
     assert lines[1:] == ["diff_edit (timeout): timeout on all 2 example(s)",
                          "diff_edit (no_match): SEARCH text not in the file"]
     assert lines[0].startswith("diff_edit (failed): x x") and lines[0].endswith("...")
-    assert len(lines[0]) == len("diff_edit (failed): ") + ATTEMPT_CHARS
+    assert len(lines[0]) == ATTEMPT_CHARS  # the whole line is cut
     many = index_of(code_candidate(1), *(child(i, Status.INVALID, Failure.NO_BLOCK, f"r{i}")
                                          for i in range(2, 20)))
     assert failed_attempts(many, many.get(1)) == [f"diff_edit (no_block): r{i}"

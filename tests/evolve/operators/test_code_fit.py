@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from evolve._clients import context_window
 from evolve._config import LLMConfig
 from evolve.code.operators import DiffEdit, FullRewrite
-from evolve.code.operators._base import CHARS_PER_TOKEN, _request_chars
+from evolve.code.operators._base import _request_chars
 from evolve.code.operators._diff_edit import diff_format
+from evolve.operators._base import CHARS_PER_TOKEN
 
 from .code_support import code_context
 from .op_support import ScriptedLLM
