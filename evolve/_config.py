@@ -186,8 +186,8 @@ class EvolutionConfig(Section):
     population_size: Int = Field(8, ge=2, description=(
         "Units in the population, including the seed prompt."))
     generation_size: Int | None = Field(None, ge=1, description=(
-        "Children per generation (default: population_size // 2 for tournament, "
-        "population_size for dgm)."))
+        "Children per generation (default: population_size // 2 for tournament, also "
+        "inside islands; population_size for the others)."))
     concurrency: Int = Field(4, ge=1, description=(
         "steady_state: candidates in flight at once."))
     seed_prompt: Text = Field("Solve the problem.", description=(
@@ -201,8 +201,13 @@ class EvolutionConfig(Section):
         "servers that take a grammar; as the prompt operators' 'constrained' option)."))
     selector: one_of(SELECTORS) | None = Field(None, description=(
         "Parent selection: 'tournament' (Promptbreeder's binary tournament, the mutated "
-        "winner replaces the loser) or 'dgm' (DGM: score sigmoid x 1/(1+children)). "
-        "Default: tournament for prompts, dgm for code (a code run starts from one seed)."))
+        "winner replaces the loser), 'dgm' (DGM: score sigmoid x 1/(1+children)), "
+        "'map_elites' (the best of each cell of a grid of behaviour descriptors), 'islands' "
+        "(sub-populations with an inner selector, the best migrating along a ring), "
+        "'pareto' (GEPA: the candidates best on at least one training example, drawn by how "
+        "many they lead) or 'clade' (HGM: Thompson sampling over the success record of each "
+        "candidate's descendants). Default: tournament for prompts, dgm for code (a code "
+        "run starts from one seed). Options: below, under Selector options."))
     selector_options: Mapping[str, Any] = Field(default_factory=dict, description=(
         "Options of the selector."))
     operators: Mapping[str, Annotated[Float, Field(ge=0)]] | None = Field(

@@ -84,8 +84,11 @@ def build_operators(config: EvolutionConfig, kind: GenomeKind
 def generation_size(config: EvolutionConfig, kind: GenomeKind) -> int:
     if config.generation_size is not None:
         return config.generation_size
-    if selector_name(config, kind) == "tournament":
-        return max(1, config.population_size // 2)
+    name = selector_name(config, kind)
+    if name == "tournament" or (name == "islands"
+                                and config.selector_options.get("inner", "tournament")
+                                == "tournament"):
+        return max(1, config.population_size // 2)  # two members per tournament
     return config.population_size
 
 

@@ -1,4 +1,5 @@
-"""Parent selection: Promptbreeder's binary tournament and the DGM's archive sampling.
+"""Parent selection: Promptbreeder's binary tournament, the DGM's archive sampling,
+MAP-Elites, islands, GEPA's per-example Pareto front and HGM's clade productivity.
 
 Every selector is a frozen dataclass whose fields are its options (default and
 one-line doc); ``SELECTORS`` maps a config name to the class and
@@ -14,11 +15,16 @@ from typing import Any
 from .._errors import SelectionError
 from .._schema import registry_options
 from ._base import Selection, Selector
+from ._clade import CladeSelector
 from ._dgm import DGMSelector
+from ._islands import IslandsSelector
+from ._map_elites import MapElitesSelector
+from ._pareto import ParetoSelector
 from ._tournament import TournamentSelector
 
 SELECTORS: Mapping[str, type[Selector]] = MappingProxyType({
-    cls.name: cls for cls in (TournamentSelector, DGMSelector)
+    cls.name: cls for cls in (TournamentSelector, DGMSelector, MapElitesSelector,
+                              IslandsSelector, ParetoSelector, CladeSelector)
 })
 
 
@@ -29,7 +35,11 @@ def selector_options(name: str) -> dict[str, tuple[Any, str]]:
 
 __all__ = [
     "SELECTORS",
+    "CladeSelector",
     "DGMSelector",
+    "IslandsSelector",
+    "MapElitesSelector",
+    "ParetoSelector",
     "Selection",
     "SelectionError",
     "Selector",
