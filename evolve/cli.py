@@ -1,4 +1,5 @@
-"""The ``evolve`` command line: run, resume, fork, status, lineage, show, checkout, sandbox.
+"""The ``evolve`` command line: run, resume, fork, status, report, lineage, show, checkout,
+sandbox.
 
 Errors a user can fix print one line and exit with code 2; Ctrl-C stops a run
 cleanly (exit code 130) and ``evolve resume`` carries on. Output whose reader
@@ -22,6 +23,7 @@ from sandboxes import SandboxError
 from ._config import load_config
 from ._errors import CladeforgeError
 from ._genome_kinds import GENOME_KINDS
+from ._html_report import html_report
 from ._progress import ProgressBar
 from ._report import format_brief, format_gain, format_show, format_status, show, status, summary
 from ._run import Run
@@ -94,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_cmd_status)
+
+    p = sub.add_parser("report", help="one self-contained HTML file: fitness, pass@k and "
+                                      "diversity over time, operators, the best's lineage")
+    p.add_argument("run_dir")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="where to write it (default: RUN_DIR/report.html)")
+    p.set_defaults(handler=_cmd_report)
 
     p = sub.add_parser("lineage", help="the lineage graph, or one candidate's ancestry")
     p.add_argument("run_dir")
@@ -180,6 +189,18 @@ def _cmd_status(args: argparse.Namespace) -> int:
     finally:
         run.close()
     print(json.dumps(data, indent=2) if args.json else format_status(data))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    run = Run.open(args.run_dir)
+    try:
+        text = html_report(run.storage, state=status(run)["state"])
+    finally:
+        run.close()
+    output = Path(args.output) if args.output else Path(args.run_dir) / "report.html"
+    output.write_text(text, encoding="utf-8")
+    print(output)
     return 0
 
 
