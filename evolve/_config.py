@@ -227,6 +227,32 @@ class EvolutionConfig(Section):
         return weights
 
 
+class DiversityConfig(Section):
+    probe_size: Int = Field(0, ge=0, description=(
+        "Collapse monitor: training examples in its fixed probe set (the first N of the "
+        "train split), on which the living population's best candidates are scored once "
+        "each, for pass@k; after every generation the monitor records pass@k, live "
+        "clades, the top candidates' common ancestor, genome distance and solved-set "
+        "entropy (evolve status, evolve report). It costs up to probe_size evaluations "
+        "per candidate that enters the probed members (with a small population, every "
+        "child: probe_size / fitness.batch_size more scoring). 0: no monitor (16 is a "
+        "good start)."))
+    probe_members: Int = Field(32, ge=1, description=(
+        "Collapse monitor: the living candidates scored on the probe set, best by training "
+        "score first (under selectors that retire nothing the population is the archive)."))
+    ks: tuple[Annotated[Int, Field(ge=1)], ...] = Field((1, 2, 4, 8, 16), min_length=1,
+                                                         description=(
+        "Collapse monitor: the k of pass@k (a k above the probed candidates is left out)."))
+    pass_threshold: Float = Field(1.0, ge=0, description=(
+        "Collapse monitor: a probe example is passed at a score at least this."))
+    every: Int | None = Field(None, ge=1, description=(
+        "Steady state: a monitor reading every this many finished candidates (default: "
+        "evolution.generation_size). Generational runs read once per generation."))
+    window: Int = Field(5, ge=2, description=(
+        "Readings over which the collapse signature is looked for: pass@1 rising while the "
+        "largest k's pass@k falls (a warning in the progress line and evolve status)."))
+
+
 class BudgetConfig(Section):
     candidates: Int | None = Field(40, ge=1, description=(
         "Stop after this many candidates in the archive (seed and initial population "
@@ -251,6 +277,8 @@ class RunConfig(Section):
         "How candidates are made and selected."))
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig, description=(
         "Where code candidates run (code runs only)."))
+    diversity: DiversityConfig = Field(default_factory=DiversityConfig, description=(
+        "Protecting and measuring diversity: the collapse monitor."))
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description=(
         "When the run stops (the first budget reached)."))
 

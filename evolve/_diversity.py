@@ -27,6 +27,8 @@ import numpy as np
 from archive import ArchiveIndex, Candidate
 
 #: the k of pass@k a snapshot reports by default
+#: the run-metadata key of the collapse monitor's readings (a list, oldest first)
+COLLAPSE_KEY = "collapse"
 DEFAULT_KS = (1, 2, 4, 8, 16, 32)
 
 

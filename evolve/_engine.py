@@ -97,6 +97,8 @@ class Engine:
     #: fingerprint -> slot of the valid children this execution made (the archive's
     #: index knows those already written; these also cover the ones not written yet)
     made: dict[str, int] = field(default_factory=dict)
+    #: the collapse monitor's warning after its last reading (None: no signature seen)
+    collapse_warning: str | None = None
 
     # -- accounting ------------------------------------------------------------------------
     def llm_usage(self) -> dict[str, Usage]:
@@ -311,26 +313,32 @@ class Engine:
         return [SplitScore("train", mean, tuple(done)), *scores], usage, failure
 
     async def validate(self, candidate: Candidate) -> Candidate:
-        """Add the validation score of an evaluated candidate.
-
-        A validation that raises (the task LLM failed for this candidate, or the
-        candidate made a scorer raise, see the module doc) is recorded as a
-        validation score of 0 whose every example gives the reason as its
-        output: the candidate keeps its status and train score, is not
-        validated again, and ranks last among validated candidates.
-        """
+        """Add the validation score of an evaluated candidate (see ``score_on``)."""
         examples = list(self.species.split("validation"))[: self.validation_size]
+        return await self.score_on(candidate, "validation", examples)
+
+    async def score_on(self, candidate: Candidate, split: str,
+                       examples: Sequence[Example]) -> Candidate:
+        """Add the score of an evaluated candidate on ``examples``, recorded as ``split``
+        (validation, the collapse monitor's probe).
+
+        A scoring that raises (the task LLM failed for this candidate, or the
+        candidate made a scorer raise, see the module doc) is recorded as a
+        score of 0 whose every example gives the reason as its output: the
+        candidate keeps its status and train score, is not scored on the split
+        again, and ranks last there.
+        """
         try:
-            scored = await self.species.score(candidate, "validation", examples)
+            scored = await self.species.score(candidate, split, examples)
         except LLMError as exc:
             if stops_the_run(exc):
                 raise
-            scored = _unscored("validation", examples, task_llm_reason(exc))
+            scored = _unscored(split, examples, task_llm_reason(exc))
         except USER_ERRORS:
             raise
         except Exception as exc:  # noqa: BLE001 - the boundary: see the module doc
-            scored = _unscored("validation", examples,
-                               unexpected(exc, "validating", candidate.slot))
+            step = "validating" if split == "validation" else f"scoring on {split}"
+            scored = _unscored(split, examples, unexpected(exc, step, candidate.slot))
         return await self.writer.apply(AddScores(candidate.id, scored.score, scored.usage),
                                        meta=self.usage_meta)
 

@@ -22,6 +22,7 @@ from ._engine import Engine
 from ._errors import ConfigError
 from ._genome_kind import GenomeKind
 from ._loop import Loop, Progress
+from ._monitor import CollapseMonitor
 from ._species import Species
 from ._streams import DEFAULT_SCHEME, Streams
 from ._writer import ArchiveWriter
@@ -109,7 +110,8 @@ def build_loop(config: RunConfig, kind: GenomeKind, writer: ArchiveWriter, clien
     return Loop(engine, budget, population_size=evo.population_size,
                 generation_size=generation_size(evo, kind),
                 validate_top=config.fitness.validate_top, concurrency=evo.concurrency,
-                progress=progress)
+                progress=progress, monitor=CollapseMonitor(engine, config.diversity),
+                monitor_every=config.diversity.every)
 
 
 def run_streams(config: RunConfig, storage: SQLiteStorage) -> Streams:

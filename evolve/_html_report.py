@@ -22,12 +22,10 @@ import numpy as np
 
 from archive import ArchiveIndex, ArchiveStorage, Candidate, Status
 
-from ._diversity import collapse_signature, snapshot
+from ._diversity import COLLAPSE_KEY, collapse_signature, snapshot
 from ._errors import CladeforgeError
 from ._report import children_report, summary
 
-#: the run-meta key under which the collapse monitor keeps its snapshots (a list)
-COLLAPSE_META_KEY = "collapse"
 #: the collapse signature's window (snapshots) in the report
 SIGNATURE_WINDOW = 5
 MISSING_MATPLOTLIB = "evolve report needs matplotlib: pip install 'cladeforge[report]'"
@@ -57,7 +55,7 @@ def html_report(storage: ArchiveStorage, *, state: str | None = None) -> str:
         f"<title>Cladeforge run {_e(name)}</title><style>{_STYLE}</style></head><body>",
         *_header(name, state, storage.get_meta("stop_reason"), index),
         *_fitness(plot, index),
-        *_collapse(plot, index, storage.get_meta(COLLAPSE_META_KEY)),
+        *_collapse(plot, index, storage.get_meta(COLLAPSE_KEY)),
         *_operators(plot, index),
         *_lineage(index),
         "</body></html>",

@@ -21,6 +21,7 @@ from archive import Candidate, SQLiteStorage, Status
 from ._budget import Budget
 from ._engine import Child, Engine
 from ._errors import SelectionError
+from ._monitor import PROBE_SPLIT, CollapseMonitor
 from ._streams import INIT, SELECT
 
 #: Called after each finished candidate with the engine and the budget the loop runs by.
@@ -32,8 +33,11 @@ class Loop:
 
     def __init__(self, engine: Engine, budget: Budget, *, population_size: int,
                  generation_size: int, validate_top: int, concurrency: int,
-                 progress: Progress) -> None:
+                 progress: Progress, monitor: CollapseMonitor | None = None,
+                 monitor_every: int | None = None) -> None:
         self.engine = engine
+        self.monitor = monitor
+        self.monitor_every = monitor_every or generation_size
         self.budget = budget
         self.population_size = population_size
         self.generation_size = generation_size
@@ -53,6 +57,7 @@ class Loop:
             children = await self.founders()
             await self.evaluate_all(await self.commit(children))
         await self.validate_round()
+        await self.observe(self.storage.index.max_generation())
 
     async def founders(self) -> list[Child]:
         founders = await self.engine.species.founders(self.engine.streams(INIT),
@@ -86,6 +91,15 @@ class Loop:
         if picks:
             self.progress(self.engine, self.budget)
 
+    async def observe(self, generation: int) -> None:
+        """A collapse-monitor reading (after probe scores for the members that need them)."""
+        if self.monitor is None or not self.monitor.enabled:
+            return
+        todo, examples = self.monitor.to_probe()
+        await run_all([self.engine.score_on(c, PROBE_SPLIT, examples) for c in todo])
+        self.monitor.record(generation)
+        self.progress(self.engine, self.budget)
+
     def stop_reason(self, in_flight: int = 0) -> str | None:
         return self.budget.exhausted(len(self.storage) + in_flight, self.engine.tokens())
 
@@ -99,6 +113,7 @@ class Loop:
                 return "no parents to select from (every candidate failed or is invalid)"
             await self.evaluate_all(await self.commit(children))
             await self.validate_round()
+            await self.observe(generation)
         return reason
 
     async def plan_generation(self, generation: int) -> list[Child]:
@@ -152,6 +167,8 @@ class Loop:
             state.finished += 1
             if state.finished % self.generation_size == 0:
                 await self.validate_round()
+            if state.finished % self.monitor_every == 0:
+                await self.observe(self.storage.index.max_generation())
 
 
 class _SteadyState:

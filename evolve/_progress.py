@@ -52,6 +52,8 @@ class ProgressBar:
             parts.append(f"val {best_val.score('validation'):.2f}")
         parts.append(f"{_si(tokens)} tokens")
         parts.append(f"ETA {self.eta(fraction, now)}")
+        if engine.collapse_warning:
+            parts.append(f"WARNING {engine.collapse_warning}")
         return " | ".join(parts)
 
     def eta(self, fraction: float | None, now: float) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from archive import FINAL_STATUSES, ArchiveIndex, Candidate, Status, Usage
 
+from ._diversity import COLLAPSE_KEY, collapse_signature
 from ._run import Run
 from ._significance import CONFIDENCE, NOT_COMPARABLE, WITHIN_NOISE, compare
 
@@ -139,7 +140,35 @@ def status(run: Run) -> dict[str, Any]:
             "cached_responses": store.cache_size(),
         },
         "forked_from": store.get_meta("forked_from"),
+        "collapse": collapse_status(store.get_meta(COLLAPSE_KEY) or [],
+                                    run.config.diversity.window),
     }
+
+
+def collapse_status(history: list[dict[str, Any]], window: int) -> dict[str, Any] | None:
+    """The collapse monitor's last reading, how many there are, and its warning (None:
+    the run recorded no reading)."""
+    if not history:
+        return None
+    last = history[-1]
+    return {"readings": len(history), "generation": last["generation"],
+            "pass_at_k": last["pass_at_k"], "live_clades": last["live_clades"],
+            "mean_distance": last["mean_distance"],
+            "solved_entropy": last["solved_entropy"],
+            "warning": collapse_signature(history, window)}
+
+
+def format_collapse(data: dict[str, Any]) -> list[str]:
+    """``collapse_status`` in one or two lines."""
+    passes = ", ".join(f"pass@{k} {'-' if v is None else f'{v:.2f}'}"
+                       for k, v in data["pass_at_k"].items())
+    distance = data["mean_distance"]
+    lines = [f"diversity (generation {data['generation']}, reading {data['readings']}): "
+             f"{passes}; {data['live_clades']} live clades; mean distance "
+             + ("-" if distance is None else f"{distance:.2f}")]
+    if data["warning"]:
+        lines.append(f"WARNING: {data['warning']}")
+    return lines
 
 
 def show(candidate: Candidate) -> dict[str, Any]:
@@ -187,6 +216,8 @@ def format_status(data: dict[str, Any]) -> str:
     lines.append(f"best: {format_brief(data['best'])}  [chosen by {data['best_by']} score]")
     if data.get("gain") is not None:
         lines.append(format_gain(data["gain"], data["best_by"]))
+    if data.get("collapse"):
+        lines += format_collapse(data["collapse"])
     return "\n".join(lines)
 
 

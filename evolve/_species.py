@@ -23,6 +23,7 @@ import numpy as np
 from archive import ArchiveIndex, Candidate, ExampleScore, Failure, SplitScore, Status, Usage
 from fitness import Benchmark, Example, PromptEvaluator
 
+from ._diversity import genome_text as prompt_text
 from ._genome import PROMPT_KIND, PromptGenome
 from .operators import MutationContext, MutatorLLM, initial_population, normalise
 
@@ -105,6 +106,10 @@ class Species(ABC):
     def committed(self, candidates: Sequence[Candidate]) -> None:  # noqa: B027
         """Called once ``candidates`` are in the archive (code: keeps their commits alive)."""
 
+    def genome_text(self, genome: Mapping[str, Any]) -> str | None:
+        """The text that distances between genomes are measured on (None: none)."""
+        return None
+
 
 class PromptSpecies(Species):
     """Task-prompts scored by the task model on a prompt benchmark."""
@@ -128,6 +133,11 @@ class PromptSpecies(Species):
 
     def split(self, name: str) -> Sequence[Example]:
         return self.benchmark.split(name)
+
+    def genome_text(self, genome: Mapping[str, Any]) -> str | None:
+        """The task prompts and context, one per line (the mutation prompt does not
+        change what a candidate answers)."""
+        return prompt_text(genome)
 
     async def founders(self, rng: np.random.Generator, size: int) -> list[Founder]:
         lex = self.lexicon

@@ -114,6 +114,11 @@ class CodeSpecies(Species):
     def text_files(self, candidate_id: int) -> dict[str, str]:
         return self.repo.text_files(self.commit_of(candidate_id))
 
+    def genome_text(self, genome: Mapping[str, Any]) -> str | None:
+        """The files that may evolve, path and text, in path order."""
+        files = self.repo.text_files(CodeGenome.from_dict(genome).commit)
+        return "\n".join(f"{p}\n{files[p]}" for p in sorted(self.evolve_paths()) if p in files)
+
     def commit_of(self, candidate_id: int) -> str:
         return CodeGenome.from_dict(self.view.get(candidate_id).genome).commit
 
