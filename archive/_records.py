@@ -37,6 +37,7 @@ class Failure(enum.StrEnum):
     SYNTAX_ERROR = "syntax_error"  # the child's code does not compile
     TRUNCATED = "truncated"  # the reply was cut at max_tokens and is not usable
     DUPLICATE = "duplicate"  # equals its parent or a candidate already in the archive
+    NEAR_DUPLICATE = "near_duplicate"  # too similar to a candidate already in the archive
     NOT_APPLICABLE = "not_applicable"  # no enabled operator could apply to the parent
     TIMEOUT = "timeout"  # an LLM request or a sandboxed run took too long
     LLM_ERROR = "llm_error"  # an LLM request failed (5xx, refused, unusable answer)

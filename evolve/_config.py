@@ -251,6 +251,13 @@ class DiversityConfig(Section):
     window: Int = Field(5, ge=2, description=(
         "Readings over which the collapse signature is looked for: pass@1 rising while the "
         "largest k's pass@k falls (a warning in the progress line and evolve status)."))
+    novelty_threshold: Float | None = Field(None, gt=0, le=1, description=(
+        "Novelty rejection: a child whose text (task prompts; a program's evolvable files) "
+        "is at least this similar to a candidate's already in the archive (Jaccard "
+        "similarity of 5-character shingles, estimated with MinHash) is recorded invalid "
+        "as near_duplicate, with its neighbour and the similarity, and not evaluated. "
+        "None: off. Small edits of a long program are very similar to their parent: for "
+        "code, a threshold near 0.98."))
 
 
 class BudgetConfig(Section):

@@ -54,6 +54,7 @@ from sandboxes import SandboxError
 from ._config import StageConfig
 from ._errors import CladeforgeError, LLMError, LLMResponseError
 from ._llm_failures import failure_kind, stops_the_run
+from ._novelty import NoveltyFilter
 from ._species import Failed, Founder, Scored, Species
 from ._streams import BATCH, CHILD, Streams
 from ._writer import ArchiveWriter
@@ -99,6 +100,8 @@ class Engine:
     made: dict[str, int] = field(default_factory=dict)
     #: the collapse monitor's warning after its last reading (None: no signature seen)
     collapse_warning: str | None = None
+    #: novelty rejection (None: off)
+    novelty: NoveltyFilter | None = None
 
     # -- accounting ------------------------------------------------------------------------
     def llm_usage(self) -> dict[str, Usage]:
@@ -182,10 +185,17 @@ class Engine:
             break
         fingerprint = None if invalid is not None else self.species.fingerprint(genome)
         duplicate_of = self.earlier_with(fingerprint)
+        near = None
         if duplicate_of is not None:
             invalid, failure = "the child equals an earlier candidate", Failure.DUPLICATE
         elif fingerprint is not None:
-            self.made.setdefault(fingerprint, slot)
+            near = self.novelty.check(genome, slot) if self.novelty is not None else None
+            if near is not None:
+                invalid = (f"the child is {near[1]:.2f} similar to an earlier candidate "
+                           f"(novelty threshold {self.novelty.threshold:g})")
+                failure = Failure.NEAR_DUPLICATE
+            else:
+                self.made.setdefault(fingerprint, slot)
         if invalid is not None:
             genome, fingerprint = self.species.invalid_genome(parent), None
         exchanges = [*spent, *exchanges]
@@ -193,6 +203,8 @@ class Engine:
                                   "seconds": round(time.perf_counter() - started, 6)}
         if duplicate_of is not None:
             record["duplicate_of_slot"] = duplicate_of
+        if near is not None:
+            record["near_duplicate_of_slot"], record["similarity"] = near[0], round(near[1], 4)
         if declined:
             record["declined"] = declined
         repairs = sum(1 for ex in exchanges if ex.get("repair"))
@@ -249,6 +261,9 @@ class Engine:
         if invalid:
             if "duplicate_of_slot" in mutation:
                 invalid = self.duplicate_reason(candidate, mutation["duplicate_of_slot"])
+            elif "near_duplicate_of_slot" in mutation:
+                invalid = self.duplicate_reason(candidate, mutation["near_duplicate_of_slot"],
+                                                mutation["similarity"])
             return await self._finish(Finish(
                 candidate.id, Status.INVALID, reason=invalid,
                 failure=mutation.get("failure", Failure.INVALID_OUTPUT)))
@@ -274,13 +289,18 @@ class Engine:
             timings={"evaluate": time.perf_counter() - started},
             failure=failed and failed.kind))
 
-    def duplicate_reason(self, candidate: Candidate, slot: int) -> str:
-        """Which candidate ``candidate`` duplicates (by id, once it is in the archive)."""
+    def duplicate_reason(self, candidate: Candidate, slot: int,
+                         similarity: float | None = None) -> str:
+        """Which candidate ``candidate`` duplicates (by id, once it is in the archive), or
+        nearly duplicates with ``similarity``."""
         earlier = self.storage.index.by_slot(slot)
+        relation = ("equals" if similarity is None
+                    else f"is {similarity:.2f} similar (at least the novelty threshold) to")
+        tail = ": not evaluated again" if similarity is None else ": not evaluated"
         if earlier is None:
-            return f"the child equals the candidate in slot {slot}: not evaluated again"
+            return f"the child {relation} the candidate in slot {slot}{tail}"
         whose = " (its parent)" if earlier.id in candidate.parent_ids else ""
-        return f"the child equals #{earlier.id}{whose}: not evaluated again"
+        return f"the child {relation} #{earlier.id}{whose}{tail}"
 
     async def _finish(self, finish: Finish) -> Candidate:
         return await self.writer.apply(finish, meta=self.usage_meta)

@@ -23,6 +23,7 @@ from ._errors import ConfigError
 from ._genome_kind import GenomeKind
 from ._loop import Loop, Progress
 from ._monitor import CollapseMonitor
+from ._novelty import NoveltyFilter
 from ._species import Species
 from ._streams import DEFAULT_SCHEME, Streams
 from ._writer import ArchiveWriter
@@ -106,6 +107,9 @@ def build_loop(config: RunConfig, kind: GenomeKind, writer: ArchiveWriter, clien
         streams=run_streams(config, writer.storage), batch_size=config.fitness.batch_size,
         validation_size=config.fitness.validation_size, usage_before=usage_before or {},
         stages=config.fitness.stages)
+    if config.diversity.novelty_threshold is not None:
+        engine.novelty = NoveltyFilter(config.diversity.novelty_threshold,
+                                       writer.storage.index, species.genome_text)
     evo = config.evolution
     return Loop(engine, budget, population_size=evo.population_size,
                 generation_size=generation_size(evo, kind),

@@ -145,7 +145,8 @@ def _add_common_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    overrides = list(args.overrides) + ([f"name={args.name}"] if args.name else [])
+    # quoted: YAML would read a name such as "off", "yes" or "12" as a bool or a number
+    overrides = list(args.overrides) + ([f"name={json.dumps(args.name)}"] if args.name else [])
     run = Run.create(load_config(args.config, overrides))
     return _execute(run, args.quiet)
 

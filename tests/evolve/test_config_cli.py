@@ -110,3 +110,16 @@ def test_every_bad_value_is_listed_at_once(tmp_path, canary):
     for key, _, _, says in BAD[1:]:
         if key != "budget.candidates" or says.endswith("-1"):
             assert f"{key}: {says}" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("name", ["off", "yes", "12", "null"])
+def test_a_run_name_yaml_would_read_as_another_type_stays_a_name(
+        name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from evolve.cli import main
+
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"runs_dir": str(tmp_path / "runs"), "llm": {
+        "mutator": {"model_path": str(tmp_path / "missing.gguf")}}}))
+    assert main(["run", str(config), "--name", name, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "missing.gguf" in err and "name:" not in err  # got past the name to the model
