@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ._bounds import wilson_lower_bound
 from ._errors import UnknownCandidateError
 from ._leaderboard import Leaderboard
 from ._records import Candidate, Status
@@ -20,11 +21,8 @@ _TOP_KEPT = 64  # entries per split's leaderboard: top(k) up to this is O(k)
 _LOG_KEPT = 1 << 16  # entries of the change log kept (see changed_since)
 
 
-def _evaluated_scores(candidate: Candidate | None) -> dict[str, float]:
-    """Mean score per split of an evaluated candidate (none for any other)."""
-    if candidate is None or candidate.status is not Status.EVALUATED:
-        return {}
-    return {split: score.mean for split, score in candidate.scores.items()}
+#: how the training score ranks candidates (``ArchiveIndex.rank_train_by``)
+TRAIN_RANKS = ("mean", "wilson")
 
 
 class ArchiveIndex:
@@ -53,6 +51,44 @@ class ArchiveIndex:
         # ids whose fitness or child count may have changed, in order (see changed_since)
         self._log: list[int] = []
         self._log_start = 0  # the mark of self._log[0]
+        self._train_rank = "mean"
+
+    def rank_train_by(self, rule: str) -> None:
+        """Rank candidates (``fitness_array``, ``top``, ``best("train")``) by their mean
+        training score ("mean") or by its Wilson lower bound over the examples it was
+        scored on ("wilson": a high score on a few examples ranks below the same score on
+        many). Everything shown is ranked again."""
+        if rule not in TRAIN_RANKS:
+            raise ValueError(f"rank must be one of {', '.join(TRAIN_RANKS)}, not {rule!r}")
+        if rule == self._train_rank:
+            return
+        self._train_rank = rule
+        board = self._leaders.pop("train", None)
+        for cid, candidate in self._by_id.items():
+            fit = self.rank(candidate)
+            self._fitness[cid] = np.nan if fit is None else fit
+            self._log.append(cid)  # every fitness may have changed (see changed_since)
+            self._trim_log()
+        if board is not None:
+            self._leaders["train"] = board = Leaderboard(board.size)
+            board.rebuild([(self.rank(c), c.id) for c in self.scored("train")])
+
+    def rank(self, candidate: Candidate, split: str = "train") -> float | None:
+        """The value ``candidate`` is ranked by on ``split`` (None: not evaluated or not
+        scored on it): its mean score, or on "train" what ``rank_train_by`` chose."""
+        score = candidate.scores.get(split)
+        if candidate.status is not Status.EVALUATED or score is None:
+            return None
+        if split == "train" and self._train_rank == "wilson":
+            return wilson_lower_bound(score.mean, len(score.examples))
+        return score.mean
+
+    def _evaluated_scores(self, candidate: Candidate | None) -> dict[str, float]:
+        """The ranked value per split of an evaluated candidate (none for any other)."""
+        if candidate is None:
+            return {}
+        values = {split: self.rank(candidate, split) for split in candidate.scores}
+        return {split: v for split, v in values.items() if v is not None}
 
     # -- writes (storage only) --------------------------------------------------------
     def publish(self, candidate: Candidate) -> None:
@@ -89,11 +125,8 @@ class ArchiveIndex:
                 self._grow(pid)
                 self._n_children[pid] += 1
                 log.append(pid)
-        if len(log) > _LOG_KEPT:
-            drop = len(log) - _LOG_KEPT // 2
-            del log[:drop]
-            self._log_start += drop
-        fit = candidate.fitness
+        self._trim_log()
+        fit = self.rank(candidate)
         self._fitness[cid] = np.nan if fit is None else fit
         member = fit is not None and candidate.alive
         if candidate.status is Status.PENDING:
@@ -106,9 +139,16 @@ class ArchiveIndex:
             self._population_ids = None
         self._update_leaders(previous, candidate)
 
+    def _trim_log(self) -> None:
+        log = self._log
+        if len(log) > _LOG_KEPT:
+            drop = len(log) - _LOG_KEPT // 2
+            del log[:drop]
+            self._log_start += drop
+
     def _update_leaders(self, previous: Candidate | None, candidate: Candidate) -> None:
-        before = _evaluated_scores(previous)
-        after = _evaluated_scores(candidate)
+        before = self._evaluated_scores(previous)
+        after = self._evaluated_scores(candidate)
         for split in before.keys() | after.keys():
             old, new = before.get(split), after.get(split)
             if old == new:
@@ -188,7 +228,7 @@ class ArchiveIndex:
             return []
         found = board.best(k)
         if found is None and k <= board.size:
-            board.rebuild([(c.scores[split].mean, c.id) for c in self.scored(split)])
+            board.rebuild([(self.rank(c, split), c.id) for c in self.scored(split)])
             found = board.best(k)
         return found
 

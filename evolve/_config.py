@@ -145,6 +145,17 @@ class FitnessConfig(Section):
         "have no validation score yet are scored on the validation split (0: none is)."))
     validation_size: Int | None = Field(None, ge=1, description=(
         "Validation examples used (default: the whole validation split)."))
+    rescore_size: Int = Field(0, ge=0, description=(
+        "Noise-aware selection: before each generation's selection, the best rescore_top "
+        "candidates by training score that were scored on their own batch only are scored "
+        "on this many fresh training examples, and their training score becomes the mean "
+        "over all of them, so that one lucky batch does not seed the run (0: off)."))
+    rescore_top: Int = Field(4, ge=1, description=(
+        "Noise-aware selection: how many of the best candidates are re-scored."))
+    rank_by: Literal["mean", "wilson"] = Field("mean", description=(
+        "What selection ranks candidates by: their mean training score, or its Wilson "
+        "lower bound (95 %) over the examples they were scored on (a high score on a "
+        "few examples then ranks below the same score on many)."))
     stages: tuple[StageConfig, ...] = Field((), description=(
         "Staged evaluation: the training batch is scored in these stages, in order, each "
         "on the next 'examples' examples; a candidate whose mean so far is below a stage's "

@@ -56,7 +56,7 @@ from ._errors import CladeforgeError, LLMError, LLMResponseError
 from ._llm_failures import failure_kind, stops_the_run
 from ._novelty import NoveltyFilter
 from ._species import Failed, Founder, Scored, Species
-from ._streams import BATCH, CHILD, Streams
+from ._streams import BATCH, CHILD, RESCORE, Streams
 from ._writer import ArchiveWriter
 from .llm import LLMClient
 from .operators import InvalidChild, NotApplicable
@@ -361,6 +361,41 @@ class Engine:
             scored = _unscored(split, examples, unexpected(exc, step, candidate.slot))
         return await self.writer.apply(AddScores(candidate.id, scored.score, scored.usage),
                                        meta=self.usage_meta)
+
+    async def rescore(self, top: int, size: int) -> None:
+        """Noise-aware selection: each of the ``top`` best candidates scored on its own
+        batch only is scored on ``size`` fresh training examples (drawn for its slot, none
+        of its batch), and its training score becomes the mean over all of them."""
+        if size <= 0:
+            return
+        train = self.species.split("train")
+        for candidate in self.storage.index.top(top):
+            done = candidate.scores["train"].examples
+            if len(done) > self.batch_size:
+                continue  # re-scored already
+            seen = {e.example_id for e in done}
+            fresh = [i for i in self.streams(RESCORE, candidate.slot).permutation(len(train))
+                     .tolist() if train[i].id not in seen][:size]
+            if not fresh:
+                continue
+            await self._merge_train(candidate, [train[i] for i in fresh])
+
+    async def _merge_train(self, candidate: Candidate, examples: Sequence[Example]) -> None:
+        try:
+            scored = await self.species.score(candidate, "train", examples)
+        except LLMError as exc:
+            if stops_the_run(exc):
+                raise
+            return  # the candidate keeps the score it had
+        except USER_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the boundary: see the module doc
+            unexpected(exc, "re-scoring", candidate.slot)
+            return
+        merged = (*candidate.scores["train"].examples, *scored.score.examples)
+        mean = math.fsum(e.score for e in merged) / len(merged)
+        await self.writer.apply(AddScores(candidate.id, SplitScore("train", mean, merged),
+                                          scored.usage), meta=self.usage_meta)
 
     def to_validate(self, top: int) -> list[Candidate]:
         """The best ``top`` evaluated candidates by training score without a validation score."""

@@ -107,6 +107,7 @@ def build_loop(config: RunConfig, kind: GenomeKind, writer: ArchiveWriter, clien
         streams=run_streams(config, writer.storage), batch_size=config.fitness.batch_size,
         validation_size=config.fitness.validation_size, usage_before=usage_before or {},
         stages=config.fitness.stages)
+    writer.storage.index.rank_train_by(config.fitness.rank_by)
     if config.diversity.novelty_threshold is not None:
         engine.novelty = NoveltyFilter(config.diversity.novelty_threshold,
                                        writer.storage.index, species.genome_text)
@@ -115,7 +116,8 @@ def build_loop(config: RunConfig, kind: GenomeKind, writer: ArchiveWriter, clien
                 generation_size=generation_size(evo, kind),
                 validate_top=config.fitness.validate_top, concurrency=evo.concurrency,
                 progress=progress, monitor=CollapseMonitor(engine, config.diversity),
-                monitor_every=config.diversity.every)
+                monitor_every=config.diversity.every, rescore_top=config.fitness.rescore_top,
+                rescore_size=config.fitness.rescore_size)
 
 
 def run_streams(config: RunConfig, storage: SQLiteStorage) -> Streams:

@@ -34,8 +34,11 @@ class Loop:
     def __init__(self, engine: Engine, budget: Budget, *, population_size: int,
                  generation_size: int, validate_top: int, concurrency: int,
                  progress: Progress, monitor: CollapseMonitor | None = None,
-                 monitor_every: int | None = None) -> None:
+                 monitor_every: int | None = None, rescore_top: int = 0,
+                 rescore_size: int = 0) -> None:
         self.engine = engine
+        self.rescore_top = rescore_top
+        self.rescore_size = rescore_size
         self.monitor = monitor
         self.monitor_every = monitor_every or generation_size
         self.budget = budget
@@ -91,6 +94,10 @@ class Loop:
         if picks:
             self.progress(self.engine, self.budget)
 
+    async def rescore(self) -> None:
+        """Noise-aware selection: fresh examples for the best (``fitness.rescore_size``)."""
+        await self.engine.rescore(self.rescore_top, self.rescore_size)
+
     async def observe(self, generation: int) -> None:
         """A collapse-monitor reading (after probe scores for the members that need them)."""
         if self.monitor is None or not self.monitor.enabled:
@@ -108,6 +115,7 @@ class Loop:
         await self.start()
         while (reason := self.stop_reason()) is None:
             generation = self.storage.index.max_generation() + 1
+            await self.rescore()
             children = await self.plan_generation(generation)
             if not children:
                 return "no parents to select from (every candidate failed or is invalid)"
@@ -166,6 +174,7 @@ class Loop:
             self.progress(self.engine, self.budget)
             state.finished += 1
             if state.finished % self.generation_size == 0:
+                await self.rescore()
                 await self.validate_round()
             if state.finished % self.monitor_every == 0:
                 await self.observe(self.storage.index.max_generation())

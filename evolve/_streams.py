@@ -31,7 +31,7 @@ SCHEMES = (BLAKE2B, SEED_SEQUENCE)
 DEFAULT_SCHEME = BLAKE2B
 
 # the first element of a key: what the generator decides
-SELECT, CHILD, BATCH, INIT, MONITOR = 1, 2, 3, 4, 5
+SELECT, CHILD, BATCH, INIT, MONITOR, RESCORE = 1, 2, 3, 4, 5, 6
 
 
 class Streams:

@@ -16,12 +16,15 @@ from .conftest import read_rows
 from .test_roles import llm_config, write_config
 
 
-def prompt_run(tmp_path: Path, stub: StubOpenAI, name: str, **diversity: Any) -> Path:
+def prompt_run(tmp_path: Path, stub: StubOpenAI, name: str,
+               fitness: dict[str, Any] | None = None, **diversity: Any) -> Path:
+    """A small prompt run by the real command, the stub answering as both models."""
     llm = llm_config(stub.base_url)
     llm["task"] = dict(llm["mutator"])
     config = write_config(
         tmp_path, stub.base_url, llm=llm, sandbox={},
-        fitness={"benchmark": "arithmetic", "batch_size": 2, "validate_top": 0},
+        fitness={"benchmark": "arithmetic", "batch_size": 2, "validate_top": 0,
+                 **(fitness or {})},
         evolution={"genome": "prompt", "population_size": 4},
         diversity=diversity, budget={"candidates": 10})
     assert main(["run", str(config), "--name", name, "--quiet"]) == 0
