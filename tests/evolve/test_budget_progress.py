@@ -46,9 +46,10 @@ class _Index:
 
 
 class _Engine:
-    def __init__(self, n, tokens):
+    def __init__(self, n, tokens, collapse_warning=None):
         self.storage = type("S", (), {"index": _Index(n)})()
         self._tokens = tokens
+        self.collapse_warning = collapse_warning
 
     def tokens(self):
         return self._tokens
@@ -64,6 +65,15 @@ def test_progress_line_shows_candidates_tokens_and_eta():
     assert "5/20 candidates" in first and "1.5k tokens" in first and "ETA ?" in first
     assert "10/20 candidates" in second and "50%" in second and "ETA " in second
     assert "ETA ?" not in second
+    assert "WARNING" not in first + second
+
+
+def test_the_progress_line_shows_the_collapse_monitors_warning():
+    stream = io.StringIO()
+    ProgressBar(stream=stream, plain_interval=0)(
+        _Engine(5, 10, collapse_warning="pass@1 rose while pass@8 fell"),
+        Budget(BudgetConfig(candidates=20)))
+    assert stream.getvalue().rstrip().endswith("WARNING pass@1 rose while pass@8 fell")
 
 
 def test_the_progress_line_shows_the_wall_time_of_the_budget_the_loop_runs_by():
