@@ -20,6 +20,7 @@ from evolve._streams import Streams
 from evolve.cli import main
 from evolve.code.operators import Merge
 from evolve.operators import ContextShuffle, Crossover, Lamarckian, NotApplicable
+from evolve.selection import Selection
 from tests.stub_openai import StubOpenAI
 
 from .conftest import read_rows
@@ -89,7 +90,7 @@ def engine(*operators: Any, weights: list[float]) -> Engine:
                   validation_size=None, usage_before={})
 
 
-SELECTION = SimpleNamespace(parent=1, retire=(4,))
+SELECTION = Selection(parent=1, retire=(4,))
 
 
 def make_child(e: Engine, slot: int = 1) -> Any:
