@@ -19,6 +19,7 @@ from evolve._engine import Engine
 from evolve._streams import Streams
 from evolve.cli import main
 from evolve.code._repo import RunRepo
+from evolve.selection import Selection
 from tests.stub_openai import Reply, StubOpenAI
 
 from .conftest import read_rows, run_evolve, status_json
@@ -91,7 +92,7 @@ def test_siblings_made_in_one_generation_are_compared_before_they_are_written() 
                     operators={"writes": _Writes("New", "new", "Seed", "other")},
                     weights=np.ones(1), streams=Streams(0), batch_size=1,
                     validation_size=None, usage_before={})
-    selection = SimpleNamespace(parent=1, retire=())
+    selection = Selection(parent=1)
     made = [asyncio.run(engine.make_child(slot, selection, 1))  # type: ignore[arg-type]
             for slot in (1, 2, 3, 4)]
     records = [c.new.mutation for c in made]

@@ -25,6 +25,7 @@ from evolve._llm_failures import stops_the_run
 from evolve._streams import Streams
 from evolve.cli import main
 from evolve.llm import LLMClient
+from evolve.selection import Selection
 from fitness import Example
 from tests.stub_openai import Reply, StubOpenAI
 
@@ -144,7 +145,7 @@ def engine(error: Exception) -> Engine:
                   batch_size=2, validation_size=None, usage_before={})
 
 
-SELECTION = SimpleNamespace(parent=1, retire=(1,))
+SELECTION = Selection(parent=1, retire=(1,))
 CANDIDATE = SimpleNamespace(id=7, slot=3, mutation={})
 
 
