@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, Strict, field_validator, model_validator
 
 from sandboxes import EXECUTOR_KINDS, SANDBOX_KINDS
 
@@ -206,7 +206,7 @@ class EvolutionConfig(Section):
         "can be compared against it."))
     task_prompts: Int = Field(1, ge=1, description=(
         "Task-prompts per unit (Promptbreeder uses 2)."))
-    initial_population_constrained: bool = Field(True, description=(
+    initial_population_constrained: Annotated[bool, Strict()] = Field(True, description=(
         "Constrain each task-prompt the mutator writes for the initial population to one "
         "instruction of bounded length with no preamble, while the model writes it (on "
         "servers that take a grammar; as the prompt operators' 'constrained' option)."))
@@ -251,7 +251,7 @@ class DiversityConfig(Section):
     probe_members: Int = Field(32, ge=1, description=(
         "Collapse monitor: the living candidates scored on the probe set, best by training "
         "score first (under selectors that retire nothing the population is the archive)."))
-    ks: tuple[Annotated[Int, Field(ge=1)], ...] = Field((1, 2, 4, 8, 16), min_length=1,
+    ks: tuple[Annotated[Int, Field(ge=1)], ...] = Field((1, 2, 4, 8, 16),
                                                          description=(
         "Collapse monitor: the k of pass@k (a k above the probed candidates is left out)."))
     pass_threshold: Float = Field(1.0, ge=0, description=(

@@ -91,7 +91,7 @@ def model_paths(model: type[BaseModel], path: Path_ = ()) -> Iterator[Path_]:
 
 def test_the_walk_covers_every_field_of_every_model():
     assert [leaf.path for leaf in LEAVES] == list(model_paths(RunConfig))
-    assert len(LEAVES) > 60 and len(SECTIONS) == 9
+    assert len(LEAVES) > 60 and len(SECTIONS) == 10
 
 
 # -- bad values, derived from each leaf's schema ------------------------------------------
@@ -120,6 +120,8 @@ def wrong_type(schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
         return st.one_of(st.text(max_size=8), st.booleans(), LISTS, MAPPINGS)
     if kind == "string":
         return st.one_of(st.integers(), st.floats(), st.booleans(), LISTS, MAPPINGS)
+    if kind == "boolean":  # strict: no 0/1, no "yes"
+        return st.one_of(st.integers(), st.floats(), st.text(max_size=8), LISTS, MAPPINGS)
     raise AssertionError(f"a leaf of an unexpected schema: {schema}")
 
 
