@@ -2,21 +2,33 @@
 
     python benchmarks/overhead.py [--sizes 1000,10000,100000] [--children 500]
         [--generation 25] [--repeat 3] [--quick] [--cache-dir DIR] [--profile DIR]
+        [--selector NAME[,NAME...]|all] [--selector-options JSON]
 
 An instant stub OpenAI server (``python -m tests.stub_openai``, its own process) and a
 trivial benchmark stand in for the models; the rest is real: an ``SQLiteStorage`` pre-filled
 with N evaluated candidates (cached in --cache-dir, not measured; shaped as the row's
-selector leaves an archive: for tournament rows 50 alive and the rest retired, for DGM rows
-all alive, since the DGM retires nobody and its population is the whole archive), the
-selectors, the default operators, the engine, loop and clients (backend ``external``) opened
-by ``evolve.open_loop`` as ``Run.execute`` opens them. Each row makes --children
-candidates --repeat + 1 times on fresh copies of the archive. The clean passes give wall and
-CPU time per candidate (the median; with --profile they run under cProfile). With two or
-more cores the stub and this process are pinned to different cores, so that neither's
-scheduling moves the other's figures. The instrumented pass splits the event-loop thread's
-time into exclusive phases: a phase label travels with each asyncio task in a context
-variable set by timing wrappers, and task steps, wrapped calls, garbage collections and
-waits in the selector ("idle") charge the time since the last switch to the running label.
+selector leaves an archive: for selectors that retire the losers (tournament, islands with
+tournaments inside) 50 alive and the rest retired, for the others (dgm, map_elites,
+pareto, clade, islands with dgm or map_elites inside) all alive, since they retire nobody
+and the population is the whole archive), the selectors, the default operators, the engine,
+loop and clients (backend ``external``) opened by ``evolve.open_loop`` as ``Run.execute``
+opens them. The rows are tournament and dgm unless --selector names others (``all``: every
+registered selector; --selector-options: the options of a single one). The archive holds no
+descriptors written by a selector, so the two shapes serve every selector. Under islands,
+every candidate descends from the one founder (slot 0) and so lives on island 0 (no
+``island`` descriptor: first parents' islands); the others hold guests only (that
+founder, and island 0's migrants on island 1), which in the retired shape are mostly not
+alive, so those islands hand their share on and the children join island 0. Before the
+clock starts, each pass makes one throwaway selection, so that the selector builds its
+caches from the archive (a one-off per process, like loading the archive; "sel0 s"). Each
+row makes --children candidates --repeat + 1 times on fresh copies of the archive. The
+clean passes give wall and CPU time per candidate (the median; with --profile they run
+under cProfile). With two or more cores the stub and this process are pinned to different
+cores, so that neither's scheduling moves the other's figures. The instrumented pass
+splits the event-loop thread's time into exclusive phases: a phase label travels with
+each asyncio task in a context variable set by timing wrappers, and task steps, wrapped
+calls, garbage collections and waits in the selector ("idle") charge the time since the
+last switch to the running label.
 "stub ms": the raw-socket round trip x LLM requests per candidate.
 """
 
@@ -58,11 +70,11 @@ from evolve.operators import (  # noqa: E402
     default_mutation_prompts,
     default_thinking_styles,
 )
+from evolve.selection import SELECTORS  # noqa: E402
 from fitness import Benchmark, Example, render_messages, score_output  # noqa: E402
 
 POPULATION, PREFILL_VERSION = 50, 1
-ROWS = (("generational", "tournament"), ("generational", "dgm"),
-        ("steady_state", "tournament"), ("steady_state", "dgm"))
+MODES, DEFAULT_SELECTORS = ("generational", "steady_state"), ("tournament", "dgm")
 PHASES = ("select", "operator", "mut LLM", "eval", "task LLM", "db write", "db cache", "loop",
           "gc", "idle", "busy")
 
@@ -91,11 +103,13 @@ class Result:
     size: int
     mode: str
     selector: str
+    options: dict[str, Any] = field(default_factory=dict)  # evolution.selector_options
     made: int = 0
     wall: float = 0.0
     cpu: float = 0.0
     requests: int = 0
     open_s: float = 0.0
+    first_select_s: float = 0.0  # the throwaway selection before the clock starts
     phases: dict[str, float] = field(default_factory=dict)
 
 
@@ -182,11 +196,19 @@ def instrument(clock: Clock, storage: ar.SQLiteStorage, engine: Any) -> None:
             object.__setattr__(obj, name, wrap(label, getattr(obj, name)))
 
 
+def retires(selector: str, options: dict[str, Any]) -> bool:
+    """Whether ``selector`` retires members (so that its population stays small)."""
+    return selector == "tournament" or (
+        selector == "islands" and options.get("inner", "tournament") == "tournament")
+
+
 def prefilled(size: int, cache_dir: Path, bench: Addition, *,
               retire: bool = True) -> tuple[Path, str]:
     """A closed archive of ``size`` evaluated candidates (cached), and how it was got. With
     ``retire`` each child retires the member made ``POPULATION`` candidates before it (a
-    tournament's archive); without, every candidate stays alive (a DGM archive)."""
+    tournament's archive); without, every candidate stays alive (a DGM archive). No
+    selector's descriptors are written, so either shape serves any selector that retires
+    (or does not)."""
     shape = "tournament" if retire else "dgm"
     path = cache_dir / f"overhead-s{ar.SCHEMA_VERSION}-v{PREFILL_VERSION}-{shape}-{size}.sqlite"
     if path.exists():
@@ -239,6 +261,7 @@ async def run_pass(storage: ar.SQLiteStorage, directory: Path, result: Result,
         "llm": {"mutator": llm, "task": llm},
         "fitness": {"batch_size": 1, "validation_size": 4, "validate_top": 2},
         "evolution": {"mode": result.mode, "selector": result.selector,
+                      "selector_options": result.options,
                       "population_size": POPULATION, "generation_size": args.generation},
         "budget": {"candidates": len(storage) + args.children},
     })
@@ -246,6 +269,9 @@ async def run_pass(storage: ar.SQLiteStorage, directory: Path, result: Result,
     async with open_loop(config, storage, directory, budget,
                          benchmark=Addition()) as loop:
         engine = loop.engine
+        start = time.perf_counter()  # the selector builds its caches: not per candidate
+        engine.selector.select(storage.index, np.random.default_rng(0), 1)
+        result.first_select_s = time.perf_counter() - start
         if clock is not None:
             instrument(clock, storage, engine)
         before = len(storage)
@@ -335,7 +361,8 @@ async def client_round_trip(base_url: str, n: int) -> float:
 def print_row(r: Result, stub_rt: float) -> None:
     n, busy = max(r.made, 1), sum(v for k, v in r.phases.items() if k != "idle")
     req = r.requests / n
-    print(f"{r.mode:<13}{r.selector:<11}{r.size:>8,}{r.open_s:>7.1f}{r.made:>6}"
+    print(f"{r.mode:<13}{r.selector:<11}{r.size:>8,}{r.open_s:>7.1f}{r.first_select_s:>7.2f}"
+          f"{r.made:>6}"
           f"{r.wall / n * 1e3:>9.3f}{r.cpu / n * 1e3:>8.3f}{busy / n * 1e3:>9.3f}{req:>6.2f}"
           f"{req * stub_rt * 1e3:>9.3f}{(r.wall / n - req * stub_rt) * 1e3:>10.3f}", flush=True)
 
@@ -366,10 +393,21 @@ def main() -> int:
     add("--profile", type=Path, default=None, help="write cProfile files of clean passes here")
     add("--repeat", type=int, default=3,
         help="clean passes per row; the median is shown (this machine's speed drifts)")
+    add("--selector", default=",".join(DEFAULT_SELECTORS),
+        help="selectors to measure, comma-separated, or 'all': " + ", ".join(SELECTORS))
+    add("--selector-options", type=json.loads, default={}, metavar="JSON",
+        help="options of the selector (evolution.selector_options; one selector only)")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.children, args.repeat = "300,1000", 50, 1
     sizes = [int(s) for s in args.sizes.split(",")]
+    selectors = list(SELECTORS) if args.selector == "all" else args.selector.split(",")
+    unknown = [s for s in selectors if s not in SELECTORS]
+    if unknown or not isinstance(args.selector_options, dict) or (
+            args.selector_options and len(selectors) != 1):
+        parser.error(f"unknown selector {unknown[0]!r}" if unknown else
+                     "--selector-options takes a JSON object, for one --selector")
+    rows = [(mode, selector) for mode in MODES for selector in selectors]
     cpus = sorted(os.sched_getaffinity(0))
     pinned = len(cpus) >= 2  # the stub and the framework each on a core of its own
     stub = subprocess.Popen(
@@ -389,19 +427,25 @@ def main() -> int:
               + f"; clean passes per row: {args.repeat} (median shown)")
         print(f"stub round trip (median of {samples}): raw socket {sock_rt * 1e3:.3f} ms, "
               f"LLMClient.chat {client_rt * 1e3:.3f} ms")
+        if args.selector_options:
+            print(f"{selectors[0]} options: {json.dumps(args.selector_options)}")
         paths = {}
         for size in sizes:
-            for selector in dict.fromkeys(selector for _, selector in ROWS):
-                paths[size, selector], how = prefilled(size, args.cache_dir, Addition(),
-                                                       retire=selector != "dgm")
+            for selector in selectors:
+                retire = retires(selector, args.selector_options)
+                paths[size, retire], how = prefilled(size, args.cache_dir, Addition(),
+                                                     retire=retire)
                 print(f"archive of {size:,} candidates for {selector}: {how}", flush=True)
-        print(f"\n{'mode':<13}{'selector':<11}{'archive':>8}{'open s':>7}{'made':>6}"
+        print(f"\n{'mode':<13}{'selector':<11}{'archive':>8}{'open s':>7}{'sel0 s':>7}{'made':>6}"
               f"{'wall ms':>9}{'cpu ms':>8}{'busy ms':>9}{'req':>6}{'stub ms':>9}"
-              f"{'wall-stub':>10}   (ms per candidate; open s: load + first full gc)")
+              f"{'wall-stub':>10}   (ms per candidate; open s: load + first full gc; "
+              "sel0 s: the selector's first selection)")
         results = []
         for size in sizes:
-            for mode, selector in ROWS:
-                results.append(measure(paths[size, selector], Result(size, mode, selector), args))
+            for mode, selector in rows:
+                path = paths[size, retires(selector, args.selector_options)]
+                result = Result(size, mode, selector, dict(args.selector_options))
+                results.append(measure(path, result, args))
                 print_row(results[-1], sock_rt)
         print_breakdown(results)
         print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -258,12 +258,19 @@ class _KeptIslands:
         self.fit = np.full((k, size), np.nan)
         self.ranked: list[list[tuple[float, int]]] = [[] for _ in range(k)]  # (-score, id)
         self.gen_best: list[dict[int, tuple[float, int]]] = [{} for _ in range(k)]
+        # per island, the best home member of the generations before each boundary passed
+        # (list index b - 1 for boundary b; None: no member yet), and how many boundaries
+        # each of them is the best at (the island's migrants are its keys)
+        self.prefix: list[list[tuple[float, int] | None]] = [[] for _ in range(k)]
+        self.migrants: list[dict[int, int]] = [{} for _ in range(k)]
         self.guests: list[set[int]] = [set() for _ in range(k)]
         self.guest_in: dict[int, set[int]] = {}
         self.founders: dict[int, int] = {}  # id -> slot
         self.boundaries = 0
         for candidate in view.candidates():
-            self._see(selector, view, candidate)
+            self._see(selector, view, candidate, bulk=True)
+        for ranked in self.ranked:
+            ranked.sort()
         self._regroup(selector, view, set(range(k)))
         for island_view in self.views:
             island_view.log([], reset=True)
@@ -309,10 +316,11 @@ class _KeptIslands:
             seen.add(candidate.id)
             candidate = view.get(pid)
 
-    def _see(self, selector: IslandsSelector, view: ArchiveIndex,
-             candidate: Candidate) -> set[int] | None:
+    def _see(self, selector: IslandsSelector, view: ArchiveIndex, candidate: Candidate,
+             *, bulk: bool = False) -> set[int] | None:
         """Take in a new or changed candidate: the islands whose guests may change (all
-        of them for a new founder), or None when a training score changed (rebuild)."""
+        of them for a new founder), or None when a training score changed (rebuild).
+        ``bulk``: the islands' rankings are sorted by the caller."""
         cid = candidate.id
         dirty: set[int] = set()
         k = int(self.home[cid])
@@ -328,16 +336,52 @@ class _KeptIslands:
         if score is None:
             return dirty
         for island in (k, *self.guest_in.get(cid, ())):
-            self._set(island, cid, score)
-        best = self.gen_best[k].get(candidate.generation)
-        if best is None or score > best[0] or (score == best[0] and cid < best[1]):
-            self.gen_best[k][candidate.generation] = (score, cid)
-            dirty.add(k)
+            self._set(island, cid, score, bulk=bulk)
+        entry, generation = (score, cid), candidate.generation
+        if _better(entry, self.gen_best[k].get(generation)):
+            self.gen_best[k][generation] = entry
+            # the boundaries after its generation: their best may now be this one
+            prefix = self.prefix[k]
+            for b in range(generation // selector.migration_interval + 1,
+                           self.boundaries + 1):
+                if not _better(entry, prefix[b - 1]):
+                    break  # nor later ones: the best before a boundary only grows
+                self._count(k, prefix[b - 1], entry)
+                prefix[b - 1] = entry
+                dirty.add(k)
         return dirty
 
-    def _set(self, island: int, cid: int, score: float) -> None:
+    def _count(self, island: int, old: tuple[float, int] | None,
+               new: tuple[float, int] | None) -> None:
+        """One boundary's best changes from ``old`` to ``new``."""
+        counts = self.migrants[island]
+        if old is not None:
+            counts[old[1]] -= 1
+            if not counts[old[1]]:
+                del counts[old[1]]
+        if new is not None:
+            counts[new[1]] = counts.get(new[1], 0) + 1
+
+    def _extend(self, selector: IslandsSelector, boundaries: int) -> None:
+        """The best before each boundary up to ``boundaries`` (more than before)."""
+        m = selector.migration_interval
+        for island, prefix in enumerate(self.prefix):
+            by_generation = self.gen_best[island]
+            for b in range(len(prefix) + 1, boundaries + 1):
+                best = prefix[-1] if prefix else None
+                for generation in range((b - 1) * m, b * m):
+                    entry = by_generation.get(generation)
+                    if _better(entry, best):
+                        best = entry
+                prefix.append(best)
+                self._count(island, None, best)
+
+    def _set(self, island: int, cid: int, score: float, *, bulk: bool = False) -> None:
         self.fit[island, cid] = score
-        bisect.insort(self.ranked[island], (-score, cid))
+        if bulk:
+            self.ranked[island].append((-score, cid))
+        else:
+            bisect.insort(self.ranked[island], (-score, cid))
 
     def _unset(self, island: int, cid: int) -> None:
         score = float(self.fit[island, cid])
@@ -350,26 +394,9 @@ class _KeptIslands:
         """How many migration boundaries the generation being made has passed."""
         return (view.max_generation() + 1) // selector.migration_interval
 
-    def _migrants(self, selector: IslandsSelector, island: int) -> set[int]:
+    def _migrants(self, island: int) -> set[int]:
         """The best home member of ``island`` before each boundary passed."""
-        by_generation = self.gen_best[island]
-        generations = sorted(by_generation)
-        out: set[int] = set()
-        best: tuple[float, int] | None = None
-        i = 0
-        for b in range(1, self.boundaries + 1):
-            g = b * selector.migration_interval
-            while i < len(generations) and generations[i] < g:
-                entry = by_generation[generations[i]]
-                if best is None or entry[0] > best[0] or (entry[0] == best[0]
-                                                          and entry[1] < best[1]):
-                    best = entry
-                i += 1
-            if best is not None:
-                out.add(best[1])
-            if i == len(generations):  # no later generation: the same best at every boundary
-                break
-        return out
+        return set(self.migrants[island])
 
     def _regroup(self, selector: IslandsSelector, view: ArchiveIndex,
                  dirty: set[int]) -> list[int]:
@@ -377,6 +404,10 @@ class _KeptIslands:
         k_all = selector.islands
         boundaries = self._boundaries(selector, view)
         if boundaries != self.boundaries:
+            if boundaries < self.boundaries:  # never in a run (generations only grow)
+                self.prefix, self.migrants = [[] for _ in range(k_all)], [{} for _ in
+                                                                           range(k_all)]
+            self._extend(selector, boundaries)
             self.boundaries = boundaries
             dirty = set(range(k_all))
         if not dirty:
@@ -388,7 +419,7 @@ class _KeptIslands:
         order = sorted(self.founders, key=lambda f: (self.founders[f], f))
         moved: list[int] = []
         for j in sorted(targets):
-            new = self._migrants(selector, (j - 1) % k_all) if k_all > 1 else set()
+            new = self._migrants((j - 1) % k_all) if k_all > 1 else set()
             if order and j in empty:
                 new.add(order[empty.index(j) % len(order)])
             old = self.guests[j]
@@ -404,3 +435,9 @@ class _KeptIslands:
                 moved.append(cid)
             self.guests[j] = new
         return moved
+
+
+def _better(entry: tuple[float, int] | None, than: tuple[float, int] | None) -> bool:
+    """Whether ``entry`` (score, id) beats ``than``: a higher score, or the lower id."""
+    return entry is not None and (than is None or entry[0] > than[0]
+                                  or (entry[0] == than[0] and entry[1] < than[1]))

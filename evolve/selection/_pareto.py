@@ -31,9 +31,11 @@ such candidates compete with each other there, and only there. The selector look
 only at scores, so it works for every genome kind.
 
 The per-example scores and leaders are kept in step with the archive's change log
-(only changed candidates are looked at again); the domination pass runs again after an
-eligible candidate's scores changed, and looks at one candidate per counted example
-(see ``_KeptFront``). The front is exactly the one computed from scratch.
+(only changed candidates are looked at again); the domination pass runs again only
+after the best score or the leaders of an example that counts changed (a candidate
+below the best on all its examples leaves the front as it is), and looks at one
+candidate per counted example (see ``_KeptFront``). The front is exactly the one
+computed from scratch.
 """
 
 from __future__ import annotations
@@ -124,8 +126,9 @@ def _mean(values: list[float]) -> float:
 
 class _KeptFront:
     """Every example's scores, best score and leaders, kept in step with one index
-    through its change log, and the front computed from them (again only after an
-    eligible candidate's scores changed). Gives exactly what a fresh computation gives.
+    through its change log, and the front computed from them (again only after the best
+    score or leaders of a counted example changed). Gives exactly what a fresh
+    computation gives.
 
     The domination pass needs only each example's *last* leader in the pass's order
     (highest mean, then highest id), also kept: a candidate that is no example's last
@@ -148,6 +151,7 @@ class _KeptFront:
         self.leaders: dict[Hashable, set[int]] = {}
         self.last: dict[Hashable, int] = {}  # example -> its last leader in pass order
         self.stale: set[Hashable] = set()  # examples whose last leader must be found again
+        self.counted = 0  # examples whose best score is above min_score
         self.front: dict[int, int] | None = None  # None: to be computed
 
     def _key(self, cid: int) -> tuple[float, int]:
@@ -174,21 +178,32 @@ class _KeptFront:
         old_fit = self.fitness.get(cid)
         if new == old and fit == old_fit:
             return  # e.g. a parent that only gained a child
-        self.front = None
         if new:
             self.entries[cid] = new
             self.fitness[cid] = fit  # type: ignore[assignment]
         else:
             self.entries.pop(cid, None)
             self.fitness.pop(cid, None)
+        floor = selector.min_score
         for example in old.keys() | new.keys():
-            self._rescore(example, cid, old.get(example), new.get(example))
+            before = self.best.get(example)
+            if self._rescore(example, cid, old.get(example), new.get(example)):
+                after = self.best.get(example)
+                was, now = before is not None and before > floor, after is not None and (
+                    after > floor)
+                self.counted += now - was
+                if was or now or not self.counted:  # the example counts (or all do)
+                    self.front = None
         if old and new and fit != old_fit:  # its place in the pass moved
-            self.stale.update(e for e in new if cid in self.leaders.get(e, ()))
+            moved = [e for e in new if cid in self.leaders.get(e, ())]
+            if moved:
+                self.stale.update(moved)
+                self.front = None
 
     def _rescore(self, example: Hashable, cid: int, old: float | None,
-                 new: float | None) -> None:
-        """Update one example's scores, best score and leaders for one candidate."""
+                 new: float | None) -> bool:
+        """Update one example's scores, best score and leaders for one candidate; whether
+        its best score or leaders changed (otherwise the front cannot have)."""
         scores = self.scores.setdefault(example, {})
         if new is None:
             scores.pop(cid, None)
@@ -200,35 +215,42 @@ class _KeptFront:
                 del self.scores[example], self.best[example], self.leaders[example]
                 self.last.pop(example, None)
                 self.stale.discard(example)
-                return
+                return True
             best = self.best[example] = max(scores.values())
             self.leaders[example] = {i for i, s in scores.items() if s == best}
             self.stale.add(example)
-        elif new is not None:
+            return True
+        if new is not None:
             if best is None or new > best:
                 self.best[example] = new
                 self.leaders[example] = {cid}
                 self.last[example] = cid
                 self.stale.discard(example)
-            elif new == best:
+                return True
+            if new == best:
                 self.leaders[example].add(cid)
                 if example not in self.stale and self._key(cid) > self._key(
                         self.last[example]):
                     self.last[example] = cid
+                return True
+        return False
 
     def _compute(self, selector: ParetoSelector) -> dict[int, int]:
         """The front from the kept leaders: counted examples, domination, lead counts."""
+        leaders, last, fitness = self.leaders, self.last, self.fitness
         for e in self.stale:
-            self.last[e] = max(self.leaders[e], key=self._key)
+            last[e] = max(leaders[e], key=self._key)
         self.stale.clear()
-        counted = {e for e, b in self.best.items() if b > selector.min_score}
-        if not counted:
-            counted = set(self.best)
+        floor = selector.min_score
+        counted = {e for e, b in self.best.items() if b > floor} or set(self.best)
+        lasts: dict[int, list[Hashable]] = {}  # candidate -> the examples it is last on
+        for e in counted:
+            lasts.setdefault(last[e], []).append(e)
         covered: set[Hashable] = set()  # examples a survivor leads
         front: dict[int, int] = {}
-        for cid in sorted({self.last[e] for e in counted}, key=self._key):
-            mine = [e for e in self.entries[cid] if e in counted and cid in self.leaders[e]]
-            if any(self.last[e] == cid and e not in covered for e in mine):
+        for _, cid in sorted([(fitness[c], c) for c in lasts]):
+            if not covered.issuperset(lasts[cid]):
+                mine = [e for e in self.entries[cid] if e in counted and cid in leaders[e]]
                 front[cid] = len(mine)
                 covered.update(mine)
         return dict(sorted(front.items()))

@@ -129,6 +129,11 @@ def test_kept_counts_follow_a_growing_archive(start, rounds, data) -> None:
                 if done is not None:
                     index.publish(done)
         assert kept.clade_counts(index) == recount(index.candidates())
+        fresh = CladeSelector()
+        fresh.clade_counts(index)
+        # the sampler's groups (ids in order) and slot totals are a fresh selector's too
+        assert {k: v for k, v in kept._kept.members.items() if v} == fresh._kept.members
+        assert (kept._kept.slots == fresh._kept.slots).all()
         if len(index.population_ids()):
             a = kept.select(index, np.random.default_rng(number), 3)
             b = CladeSelector().select(index, np.random.default_rng(number), 3)
@@ -314,3 +319,81 @@ def test_a_republished_candidate_changes_nothing() -> None:
     index.publish(dataclasses.replace(index.get(2)))
     index.publish(candidate(2, 0.7, parents=(1,), retired_by=5))
     assert selector.clade_counts(index) == before == {1: (1, 0), 2: (1, 0)}
+
+
+# -- the sampler: the same choices as one Beta draw per candidate ------------------------
+def family(first_id: int, successes: int, failures: int, *, failed_below: bool = False,
+           grandchild_fails: bool = False) -> list:
+    """A founder scoring 0.5 with ``successes`` children above it and ``failures`` below
+    (evaluated below it, or with ``failed_below`` status failed); with
+    ``grandchild_fails`` every successful child has one failed child of its own."""
+    rows, cid = [candidate(first_id, 0.5)], first_id + 1
+    for _ in range(successes):
+        rows.append(candidate(cid, 0.6, parents=(first_id,)))
+        if grandchild_fails:
+            rows.append(candidate(cid + 1, None, status=Status.FAILED, parents=(cid,)))
+            cid += 1
+        cid += 1
+    for _ in range(failures):
+        rows.append(candidate(cid, None, status=Status.FAILED, parents=(first_id,))
+                    if failed_below else candidate(cid, 0.4, parents=(first_id,)))
+        cid += 1
+    return rows
+
+
+def exact_shares(params: list[tuple[int, int]]) -> Counter:
+    """{(a, b): P(the winner's posterior is Beta(a, b))} for one Beta(a, b) draw per entry
+    of ``params`` (whole numbers), integrated on a fine grid."""
+    x = np.linspace(0.0, 1.0, 400_001)
+    classes = Counter(params)
+    cdfs = {p: beta_cdf(x, *p) for p in classes}
+    shares = Counter()
+    for (a, b), m in classes.items():
+        pdf = x ** (a - 1) * (1 - x) ** (b - 1) * math.exp(
+            math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b))
+        others = np.ones_like(x)
+        for q, k in classes.items():
+            others *= cdfs[q] ** (k - 1 if q == (a, b) else k)
+        shares[a, b] = m * float(np.trapezoid(pdf * others, x))
+    return shares
+
+
+SCENARIOS = {
+    # many candidates with b = 1 (the usual archive): Beta(7, 1), (13, 3), (2, 6), (1, 1),
+    # (26, 7), 44 x (2, 1) and 13 x (1, 2)
+    "leads": [*family(1, 6, 0), *family(10, 12, 2), *family(30, 1, 5), *family(40, 0, 0),
+              *family(50, 25, 6, failed_below=True)],
+    # one Beta(1, 1) against strong candidates with b > 1: (4, 4), (9, 9), (31, 41),
+    # Beta(2, 2) children, a chain (3, 2), (3, 2), (2, 2)
+    "strong rest": [candidate(1, 0.5), *family(2, 3, 0, grandchild_fails=True),
+                    *family(20, 8, 0, grandchild_fails=True),
+                    *family(40, 30, 10, failed_below=True, grandchild_fails=True),
+                    candidate(200, 0.5), candidate(201, 0.6, parents=(200,)),
+                    candidate(202, 0.7, parents=(201,)),
+                    candidate(203, None, status=Status.FAILED, parents=(202,))],
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+@pytest.mark.parametrize("setting", ["default", "one by one", "prior_failures 2"])
+def test_the_parent_follows_the_thompson_distribution(scenario, setting, monkeypatch) -> None:
+    """The sampler's parents, as a share per posterior, against P(argmax) integrated from
+    the posteriors; also when the candidates with b > 1 are drawn one by one (every
+    selection, as when many hits are expected) and when no candidate has b = 1."""
+    index = index_of(*SCENARIOS[scenario])
+    if setting == "one by one":
+        monkeypatch.setattr("evolve.selection._clade._DEALS", 1 << 62)
+        monkeypatch.setattr("evolve.selection._clade._DEAL_MIN", -1)
+    selector = CladeSelector(prior_failures=2.0 if setting == "prior_failures 2" else 1.0)
+    counts = selector.clade_counts(index)
+    prior_b = 2 if setting == "prior_failures 2" else 1
+    param = {c.id: (1 + counts[c.id][0], prior_b + counts[c.id][1])
+             for c in index.candidates(status=Status.EVALUATED)}
+    want = exact_shares(list(param.values()))
+    assert sum(want.values()) == pytest.approx(1.0, abs=1e-4)
+    n = 40_000
+    got = Counter(param[s.parent] for s in selector.select(index, np.random.default_rng(5), n))
+    assert set(got) <= set(want)
+    for p, share in want.items():
+        assert got[p] / n == pytest.approx(share, abs=6 * math.sqrt(share * (1 - share) / n)
+                                           + 1e-4), p

@@ -19,6 +19,8 @@ from evolve.selection._map_elites import (
     MISSING,
     MapElitesSelector,
     _codes,
+    _grams,
+    _set_distance,
     embedding_cluster,
     genome_text,
     jaccard_distance,
@@ -202,6 +204,18 @@ def test_text_measures() -> None:
     clusters = {embedding_cluster(_codes(f"prompt number {i} " * (i + 1)), 3) for i in range(40)}
     assert len(clusters) > 1 and clusters <= set(range(8))
     assert embedding_cluster(_codes(""), 3) == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=12), st.text(max_size=12),
+       st.text(alphabet="ab", max_size=40), st.text(alphabet="ab", max_size=40))
+def test_the_distance_of_gram_sets_is_the_distance_of_code_arrays(a, b, c, d) -> None:
+    """seed_distance reads 3-gram sets of bytes; they give the very numbers of the code
+    arrays (short texts, non-ASCII and lone surrogates included)."""
+    for x, y in ((a, b), (c, d), (a, a), (c, "")):
+        assert len(_grams(x)) == len(np.unique(_codes(x)))
+        assert _set_distance(_grams(x), _grams(y)) == jaccard_distance(
+            np.unique(_codes(x)), np.unique(_codes(y)))
 
 
 def test_solved_set_hash_ignores_order_and_unsolved_examples() -> None:
