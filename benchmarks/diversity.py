@@ -37,10 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evolve._config import apply_overrides, config_from_data  # noqa: E402
-from evolve._diversity import COLLAPSE_KEY, collapse_signature  # noqa: E402
-from evolve._report import summary  # noqa: E402
-from evolve._run import Run  # noqa: E402
+from evolve import Run, apply_overrides, config_from_data, run_status  # noqa: E402
 from evolve.llm import LlamaCppServer  # noqa: E402
 
 SELECTORS = ("tournament", "dgm", "map_elites", "islands", "pareto", "clade")
@@ -72,15 +69,10 @@ def one_run(args: argparse.Namespace, base_url: str, selector: str, novelty: flo
     started = time.monotonic()
     try:
         run.execute()
-        storage = run.storage
-        best = summary(storage.index)["best"]
-        history = storage.get_meta(COLLAPSE_KEY) or []
-        window = run.config.diversity.window
-        rejected = sum(1 for c in storage.index.candidates()
-                       if c.failure is not None and c.failure.value == "near_duplicate")
+        report = run_status(run)
     finally:
         run.close()
-    last = history[-1] if history else {}
+    best, last = report["best"], report["collapse"] or {}
     passes = {int(k): v for k, v in (last.get("pass_at_k") or {}).items() if v is not None}
     return {
         "best_val": best and best["validation"],
@@ -88,9 +80,8 @@ def one_run(args: argparse.Namespace, base_url: str, selector: str, novelty: flo
         "passK": passes[max(passes)] if passes else None,
         "K": max(passes) if passes else None,
         "clades": last.get("live_clades"),
-        "collapse": any(collapse_signature(history[:i], window)
-                        for i in range(window, len(history) + 1)),
-        "rejected": rejected,
+        "collapse": last.get("first_warning") is not None,
+        "rejected": report["children"]["by_reason"].get("near_duplicate", 0),
         "minutes": (time.monotonic() - started) / 60,
     }
 

@@ -4,7 +4,7 @@ The public API is re-exported here; modules starting with ``_`` are private.
 """
 
 from ._budget import Budget
-from ._config import RunConfig, config_from_data, load_config
+from ._config import RunConfig, apply_overrides, config_from_data, load_config
 from ._errors import (
     CladeforgeError,
     ConfigError,
@@ -19,6 +19,7 @@ from ._execution import open_loop
 from ._genome import PromptGenome
 from ._genome_kind import GenomeKind
 from ._genome_kinds import GENOME_KINDS
+from ._report import status as run_status
 from ._run import Run
 
 __all__ = [
@@ -36,7 +37,9 @@ __all__ = [
     "RunStateError",
     "SelectionError",
     "ServerStartError",
+    "apply_overrides",
     "config_from_data",
     "load_config",
     "open_loop",
+    "run_status",
 ]

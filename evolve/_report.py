@@ -146,16 +146,20 @@ def status(run: Run) -> dict[str, Any]:
 
 
 def collapse_status(history: list[dict[str, Any]], window: int) -> dict[str, Any] | None:
-    """The collapse monitor's last reading, how many there are, and its warning (None:
-    the run recorded no reading)."""
+    """The collapse monitor's last reading, how many there are, its warning now, and the
+    generation of the first reading that showed the collapse signature (``first_warning``,
+    None if none did; a warning may come and go as the run goes on). None: the run
+    recorded no reading."""
     if not history:
         return None
     last = history[-1]
+    first = next((history[end - 1]["generation"] for end in range(window, len(history) + 1)
+                  if collapse_signature(history[:end], window)), None)
     return {"readings": len(history), "generation": last["generation"],
             "pass_at_k": last["pass_at_k"], "live_clades": last["live_clades"],
             "mean_distance": last["mean_distance"],
             "solved_entropy": last["solved_entropy"],
-            "warning": collapse_signature(history, window)}
+            "warning": collapse_signature(history, window), "first_warning": first}
 
 
 def format_collapse(data: dict[str, Any]) -> list[str]:
@@ -168,6 +172,9 @@ def format_collapse(data: dict[str, Any]) -> list[str]:
              + ("-" if distance is None else f"{distance:.2f}")]
     if data["warning"]:
         lines.append(f"WARNING: {data['warning']}")
+    elif data.get("first_warning") is not None:
+        lines.append(f"(a collapse was signalled at generation {data['first_warning']} "
+                     "and has not held since)")
     return lines
 
 

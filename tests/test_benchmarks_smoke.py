@@ -28,5 +28,5 @@ def test_overhead_quick_prints_the_tables(tmp_path: Path) -> None:
     for row in rows:
         assert row[1] in ("tournament", "dgm") and row[2] in ("300", "1,000")
         assert all(float(x) >= 0 for x in row[3:])
-    made = [int(row[4]) for row in rows[:8]]
+    made = [int(row[5]) for row in rows[:8]]  # after "open s" and "sel0 s"
     assert made == [50] * 8

@@ -253,3 +253,17 @@ def test_collapse_signature_is_quiet_otherwise():
 def test_collapse_signature_uses_the_largest_k_with_values_throughout():
     h = history([0.2, 0.3, 0.4], [None, 0.5, 0.4], k2=[0.8, 0.7, 0.6])
     assert "pass@2 fell" in collapse_signature(h, window=3)
+
+
+def test_the_status_reports_the_first_reading_that_showed_a_collapse():
+    from evolve._report import collapse_status
+
+    def reading(g, k1, k8):
+        return {"generation": g, "pass_at_k": {"1": k1, "8": k8}, "live_clades": 1,
+                "mean_distance": 0.1, "solved_entropy": 0.0}
+    collapsing = [reading(g, 0.2 + 0.1 * g, 0.9 - 0.1 * g) for g in range(3)]
+    recovering = [reading(g, 0.5, 0.6 + 0.1 * (g - 3)) for g in range(3, 6)]
+    status = collapse_status(collapsing + recovering, window=3)
+    assert status["first_warning"] == 2 and status["warning"] is None  # it came and went
+    assert collapse_status(recovering, window=3)["first_warning"] is None
+    assert collapse_status([], window=3) is None
