@@ -43,6 +43,8 @@ class Plan:
     """A validated change: the new records, and the JSON texts a database row needs."""
 
     candidate: Candidate
+    #: the other candidates whose ``retired_by`` the change sets (the retirees of a new
+    #: candidate) or clears (those of a candidate that finished without being evaluated)
     retired: tuple[Candidate, ...] = ()
     #: JSON text of each JSON column of ``candidate`` that changed ("genome", "usage", ...)
     texts: Mapping[str, str | None] = field(default_factory=dict)
@@ -73,6 +75,7 @@ class IndexView(Protocol):
     def get(self, candidate_id: int) -> Candidate: ...
     def by_slot(self, slot: int) -> Candidate | None: ...
     def max_id(self) -> int: ...
+    def retirees(self, candidate_id: int) -> list[Candidate]: ...
 
 
 class _Overlay:
@@ -96,6 +99,11 @@ class _Overlay:
 
     def max_id(self) -> int:
         return max(self.index.max_id(), max(self.new, default=0))
+
+    def retirees(self, candidate_id: int) -> list[Candidate]:
+        ids = {c.id for c in self.index.retirees(candidate_id)} - self.new.keys()
+        ids |= {c.id for c in self.new.values() if c.retired_by == candidate_id}
+        return [self.get(i) for i in sorted(ids)]
 
     def put(self, candidate: Candidate) -> None:
         self.new[candidate.id] = candidate
@@ -182,6 +190,8 @@ def plan_batch(
             plan = plan_add_scores(view, change, now)
         else:
             raise TypeError(f"not an archive change: {change!r}")
+        for retiree in plan.retired:
+            view.put(retiree)
         view.put(plan.candidate)
         changed.append(plan)
     result = [view.get(p.candidate.id) for p in added] + [p.candidate for p in changed]
@@ -189,7 +199,10 @@ def plan_batch(
 
 
 def plan_finish(index: IndexView, change: Finish, now: float) -> Plan:
-    """The candidate moved from pending to the final status."""
+    """The candidate moved from pending to the final status. A candidate that finishes
+    without being evaluated (failed or invalid) gives back the candidates it retired: a
+    retirement (a tournament's loser) takes effect only for a child that joins the
+    population in the loser's place, so a failed child never shrinks it."""
     candidate_id, reason = change.candidate_id, change.reason
     current = _existing(index, candidate_id, "candidate")
     status = Status(change.status)
@@ -200,6 +213,8 @@ def plan_finish(index: IndexView, change: Finish, now: float) -> Plan:
             f"candidate #{candidate_id} is {current.status}, only pending candidates can finish")
     if status in _REASON_REQUIRED and not reason:
         raise InvalidTransitionError(f"a {status} candidate needs a reason (#{candidate_id})")
+    given_back = [] if status is Status.EVALUATED else [
+        evolve_record(r, retired_by=None, updated_at=now) for r in index.retirees(candidate_id)]
     enc = Encoder()
     return _planned(enc, evolve_record(
         current,
@@ -210,7 +225,7 @@ def plan_finish(index: IndexView, change: Finish, now: float) -> Plan:
         usage=enc.usage(current.usage + change.usage),
         timings=enc.mapping("timings", {**current.timings, **(change.timings or {})}),
         updated_at=now,
-    ), before=current.status)
+    ), given_back, before=current.status)
 
 
 def _fingerprint(fingerprint: str | None) -> str | None:

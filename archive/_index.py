@@ -33,6 +33,7 @@ class ArchiveIndex:
         self._by_slot: dict[int, int] = {}
         self._by_fingerprint: dict[str, int] = {}  # the first candidate with each one
         self._children: dict[int, list[int]] = {}
+        self._retirees: dict[int, set[int]] = {}  # retired_by -> the ids it retired
         self._fitness = np.full(1024, np.nan)  # NaN: not evaluated
         self._member = np.zeros(1024, dtype=bool)  # alive and evaluated: in the population
         self._n_children = np.zeros(1024, dtype=np.int64)
@@ -106,6 +107,12 @@ class ArchiveIndex:
             self._in_id_order = False
         self._by_id[cid] = candidate
         self._by_slot[candidate.slot] = cid
+        was_retired_by = None if previous is None else previous.retired_by
+        if candidate.retired_by != was_retired_by:
+            if was_retired_by is not None:
+                self._retirees[was_retired_by].discard(cid)
+            if candidate.retired_by is not None:
+                self._retirees.setdefault(candidate.retired_by, set()).add(cid)
         if candidate.fingerprint is not None:
             first = self._by_fingerprint.setdefault(candidate.fingerprint, cid)
             if cid < first:
@@ -188,6 +195,10 @@ class ArchiveIndex:
     def by_slot(self, slot: int) -> Candidate | None:
         cid = self._by_slot.get(slot)
         return None if cid is None else self._by_id[cid]
+
+    def retirees(self, candidate_id: int) -> list[Candidate]:
+        """The candidates ``candidate_id`` retired and that are still retired, by id."""
+        return [self._by_id[r] for r in sorted(self._retirees.get(candidate_id, ()))]
 
     def with_fingerprint(self, fingerprint: str) -> Candidate | None:
         """The first candidate (lowest id) whose fingerprint is ``fingerprint``, if any."""

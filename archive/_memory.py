@@ -63,11 +63,9 @@ class InMemoryStorage(ArchiveStorage):
         with self._lock:
             now = self._clock()
             batch = _changes.plan_batch(self.index, new, changes, now)
-            for plan in batch.added:
+            for plan in (*batch.added, *batch.changed):
                 for retiree in plan.retired:
                     self.index.publish(retiree)
-                self.index.publish(plan.candidate)
-            for plan in batch.changed:
                 self.index.publish(plan.candidate)
             for key, request_text, response_text in cache_rows:
                 self._cache.setdefault(key, (request_text, response_text, now))

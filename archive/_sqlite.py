@@ -322,6 +322,10 @@ class SQLiteStorage(ArchiveStorage):
         conn.execute(_INSERT_CANDIDATE, _candidate_row(plan))
         if c.parent_ids:
             conn.executemany(_INSERT_EDGE, [(pid, c.id, i) for i, pid in enumerate(c.parent_ids)])
+        SQLiteStorage._write_retirements(conn, plan)
+
+    @staticmethod
+    def _write_retirements(conn: sqlite3.Connection, plan: _changes.Plan) -> None:
         if plan.retired:
             conn.executemany(_RETIRE, [(r.retired_by, r.updated_at, r.id) for r in plan.retired])
 
@@ -360,14 +364,13 @@ class SQLiteStorage(ArchiveStorage):
                             "(is another process writing this archive?)")
                     if plan.score_texts:
                         conn.executemany(_UPSERT_SCORE, _score_rows(plan))
+                    self._write_retirements(conn, plan)
                 if cache_rows:
                     conn.executemany(_INSERT_CACHE, [(*row, now) for row in cache_rows])
                 if meta_rows:
                     conn.executemany(_UPSERT_META, meta_rows)
-            for plan in batch.added:
+            for plan in (*batch.added, *batch.changed):
                 self._publish(plan)
-            for plan in batch.changed:
-                self.index.publish(plan.candidate)
             self._cache_keys.update(row[0] for row in cache_rows)
             return batch.result
 

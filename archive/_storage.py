@@ -52,7 +52,8 @@ class ArchiveStorage(ABC):
     # -- candidates -------------------------------------------------------------------
     def add_candidate(self, new: NewCandidate, retire: Sequence[int] = ()) -> Candidate:
         """Create a ``pending`` candidate and retire ``retire`` (set their ``retired_by``
-        to the new id) in one transaction. Ids are assigned 1, 2, 3, ...
+        to the new id) in one transaction. Ids are assigned 1, 2, 3, ... The retirement
+        is undone if the candidate finishes failed or invalid (``finish_candidate``).
 
         Raises ``DuplicateSlotError`` if the slot is taken, ``UnknownCandidateError``
         if a parent or retiree does not exist.
@@ -108,8 +109,8 @@ class ArchiveStorage(ABC):
         """Move a ``pending`` candidate to a final status with its scores, add ``usage``
         to its mutation usage, merge ``timings``, and store ``meta`` values, all in one
         transaction (``write`` of one :class:`Finish`). ``FAILED``/``INVALID`` require a
-        ``reason`` and may give its kind (``failure``, a :class:`Failure` or its value).
-        Raises ``InvalidTransitionError`` if the candidate is not pending.
+        ``reason`` and may give its kind (``failure``, a :class:`Failure` or its value);
+        such a candidate gives back the candidates it retired (alive again). Raises ``InvalidTransitionError`` if the candidate is not pending.
         """
         [candidate] = self.write(
             [Finish(candidate_id, status, reason, tuple(scores), usage, timings, failure)],

@@ -168,6 +168,8 @@ def check_index_consistent(index: ArchiveIndex) -> None:
             first.setdefault(c.fingerprint, c.id)
     assert all(index.with_fingerprint(f).id == cid for f, cid in first.items())
     assert index.with_fingerprint("never given") is None
+    for c in cands:
+        assert index.retirees(c.id) == [r for r in cands if r.retired_by == c.id]
     population = [c.id for c in cands if c.alive and c.fitness is not None]
     assert index.population_ids().tolist() == population
     assert index.population_size() == len(population)
@@ -357,6 +359,10 @@ class ReferenceArchive:
         after[current.id] = dataclasses.replace(
             current, status=status, reason=reason, failure=failure, scores=scores,
             timings=timings, usage=current.usage + change.usage, updated_at=now)
+        if status in (Status.FAILED, Status.INVALID):  # its retirees are alive again
+            for c in list(after.values()):
+                if c.retired_by == current.id:
+                    after[c.id] = dataclasses.replace(c, retired_by=None, updated_at=now)
         return after[current.id]
 
 
@@ -603,6 +609,39 @@ class StorageConformance:
         with pytest.raises(InvalidTransitionError, match="already retired"):
             s.add_candidate(new(4), retire=[3])
         assert len(s) == 4
+
+    @pytest.mark.parametrize("status", [Status.FAILED, Status.INVALID])
+    def test_a_child_that_is_not_evaluated_gives_its_retirees_back(
+            self, factory: StorageFactory, status: Status) -> None:
+        """A retirement holds only for a child that joins the population: one that ends
+        failed or invalid makes its retirees alive again, durably; an evaluated one's stay
+        retired; in one batch the retirement and its undoing both apply."""
+        s = factory.create()
+        for slot in range(4):
+            s.add_candidate(new(slot))
+            s.finish_candidate(slot + 1, Status.EVALUATED, scores=[train(0.1 * slot)])
+        kept = s.add_candidate(new(4, (1,)), retire=[2])
+        lost = s.add_candidate(new(5, (1,)), retire=[3, 4])
+        assert s.index.retirees(lost.id) == [s.get(3), s.get(4)]
+        s.finish_candidate(kept.id, Status.EVALUATED, scores=[train(0.9)])
+        s.finish_candidate(lost.id, status, reason="crash")
+        assert s.get(2).retired_by == kept.id and s.index.retirees(kept.id) == [s.get(2)]
+        assert s.get(3).alive and s.get(4).alive and s.index.retirees(lost.id) == []
+        assert s.get(3).updated_at == s.get(lost.id).updated_at
+        assert s.index.population_ids().tolist() == [1, 3, 4, kept.id]
+        again = s.add_candidate(new(6, (1,)), retire=[3])  # a given-back one can lose again
+        assert s.get(3).retired_by == again.id
+        [both, _] = s.write([Finish(8, status, reason="crash")],
+                            new=[(new(7, (1,)), [4])])
+        assert both.id == 8 and s.get(4).alive
+        check_index_consistent(s.index)
+        if not factory.persistent:
+            return
+        reopened = factory.reopen(s)
+        assert [c.retired_by for c in reopened.index.candidates()] == \
+            [None, kept.id, again.id, None, None, None, None, None]
+        assert reopened.index.retirees(kept.id) == [reopened.get(2)]
+        reopened.close()
 
     def test_finish_evaluated(self, factory: StorageFactory) -> None:
         s = factory.create()

@@ -295,7 +295,9 @@ def check_index(s: SQLiteStorage, *, writer_running: bool = False) -> int:
     assert [c.slot for c in cands] == list(range(len(cands)))
     for c in cands:
         assert list(c.parent_ids) == c.genome["parents"]
-        assert all(s.get(r).retired_by == c.id for r in c.genome["retire"])
+        # an interrupted (failed) candidate gave its retirees back
+        assert all((s.get(r).retired_by == c.id) is (c.status is not Status.FAILED)
+                   for r in c.genome["retire"])
         assert c.retired_by is None or c.id in s.get(c.retired_by).genome["retire"]
         assert c.mutation == {"response": "y" * 3000}
         if c.status is Status.EVALUATED:
