@@ -110,7 +110,8 @@ class ArchiveStorage(ABC):
         to its mutation usage, merge ``timings``, and store ``meta`` values, all in one
         transaction (``write`` of one :class:`Finish`). ``FAILED``/``INVALID`` require a
         ``reason`` and may give its kind (``failure``, a :class:`Failure` or its value);
-        such a candidate gives back the candidates it retired (alive again). Raises ``InvalidTransitionError`` if the candidate is not pending.
+        such a candidate gives back the candidates it retired (alive again). Raises
+        ``InvalidTransitionError`` if the candidate is not pending.
         """
         [candidate] = self.write(
             [Finish(candidate_id, status, reason, tuple(scores), usage, timings, failure)],
