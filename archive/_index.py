@@ -196,6 +196,10 @@ class ArchiveIndex:
         cid = self._by_slot.get(slot)
         return None if cid is None else self._by_id[cid]
 
+    def pending_count(self) -> int:
+        """How many candidates are pending (committed, not yet finished)."""
+        return len(self._pending)
+
     def retirees(self, candidate_id: int) -> list[Candidate]:
         """The candidates ``candidate_id`` retired and that are still retired, by id."""
         return [self._by_id[r] for r in sorted(self._retirees.get(candidate_id, ()))]

@@ -218,7 +218,8 @@ class EvolutionConfig(Section):
         "'pareto' (GEPA: the candidates best on at least one training example, drawn by how "
         "many they lead) or 'clade' (HGM: Thompson sampling over the success record of each "
         "candidate's descendants). Default: tournament for prompts, dgm for code (a code "
-        "run starts from one seed). Options: below, under Selector options."))
+        "run starts from one seed; a tournament first grows its population from it, see grow_to). "
+        "Options: below, under Selector options."))
     selector_options: Mapping[str, Any] = Field(default_factory=dict, description=(
         "Options of the selector."))
     operators: Mapping[str, Annotated[Float, Field(ge=0)]] | None = Field(

@@ -55,8 +55,26 @@ def selector_name(config: EvolutionConfig, kind: GenomeKind) -> str:
 
 def build_selector(config: EvolutionConfig, kind: GenomeKind) -> Selector:
     name = selector_name(config, kind)
-    return _construct("evolution.selector_options", SELECTORS[name],
-                      config.selector_options, selector_options(name))
+    options = _with_growth(name, config.selector_options, config.population_size)
+    return _construct("evolution.selector_options", SELECTORS[name], options,
+                      selector_options(name))
+
+
+def _with_growth(name: str, options: Mapping[str, Any], population_size: int
+                 ) -> dict[str, Any]:
+    """``options`` with the size a tournament grows its population to (``grow_to``:
+    ``population_size``; inside islands, its share per island, at least two), unless the
+    config sets it: a run that starts from one seed can then hold tournaments."""
+    options = dict(options)
+    if name == "tournament":
+        options.setdefault("grow_to", population_size)
+    elif name == "islands" and options.get("inner", "tournament") == "tournament":
+        islands = options.get("islands", selector_options("islands")["islands"][0])
+        inner = options.get("inner_options") or {}
+        if isinstance(islands, int) and islands >= 1 and isinstance(inner, Mapping):
+            share = max(2, -(-population_size // islands))  # a tournament needs two
+            options["inner_options"] = {"grow_to": share, **inner}
+    return options
 
 
 def build_operators(config: EvolutionConfig, kind: GenomeKind

@@ -116,24 +116,26 @@ class Loop:
         while (reason := self.stop_reason()) is None:
             generation = self.storage.index.max_generation() + 1
             await self.rescore()
-            children = await self.plan_generation(generation)
+            try:
+                children = await self.plan_generation(generation)
+            except SelectionError as exc:
+                return f"no parents to select from: {exc}"
             if not children:
-                return "no parents to select from (every candidate failed or is invalid)"
+                return "no parents to select from: the selector chose none"
             await self.evaluate_all(await self.commit(children))
             await self.validate_round()
             await self.observe(generation)
         return reason
 
     async def plan_generation(self, generation: int) -> list[Child]:
+        """The generation's children, made but not committed. Raises ``SelectionError``
+        (the selector's reason) when no parent can be selected."""
         size = self.generation_size
         remaining = self.budget.remaining_candidates(len(self.storage))
         if remaining is not None:
             size = min(size, remaining)
         rng = self.engine.streams(SELECT, generation)
-        try:
-            selections = self.engine.selector.select(self.storage.index, rng, size)
-        except SelectionError:
-            return []
+        selections = self.engine.selector.select(self.storage.index, rng, size)
         first = self.storage.index.next_slot()
         return list(await asyncio.gather(*(
             self.engine.make_child(first + i, s, generation) for i, s in enumerate(selections))))

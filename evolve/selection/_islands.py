@@ -59,7 +59,7 @@ from typing import Any, ClassVar, cast
 
 import numpy as np
 
-from archive import ArchiveIndex, Candidate
+from archive import ArchiveIndex, Candidate, Status
 
 from .._errors import SelectionError
 from .._schema import doc
@@ -224,6 +224,11 @@ class IslandView:
         ids = population[~np.isnan(self.fitness_of(population))]
         ids.flags.writeable = False
         return ids
+
+    def pending_count(self) -> int:
+        """The pending candidates made by this island (their ``island`` descriptor)."""
+        return sum(c.descriptors.get(ISLAND) == self._island
+                   for c in self._view.candidates(status=Status.PENDING))
 
     def top(self, k: int) -> list[Candidate]:
         """The island's ``k`` best evaluated members (ties: lowest id first)."""

@@ -172,7 +172,7 @@ def children_rows(run_dir: Path) -> dict[int, dict[str, Any]]:
     return out
 
 
-def check_lineage(name: str, run_dir: Path) -> None:
+def check_lineage(name: str, run_dir: Path, population: int = POPULATION) -> None:
     """Founders have no parents; children have parents; a child's first parent (the one its
     selector chose) is an earlier, evaluated candidate; and the selector's own facts."""
     rows = children_rows(run_dir)
@@ -190,10 +190,15 @@ def check_lineage(name: str, run_dir: Path) -> None:
         k = SELECTOR_OPTIONS["islands"]["islands"]
         for cid, r in children.items():
             assert r["descriptors"].get("island") in range(k), (cid, r["descriptors"])
-    elif name == "tournament":  # the winner's valid child replaces the loser, only it
+    elif name == "tournament":
+        # the winner's evaluated child replaces the loser, only it (a child that grows the
+        # population replaces nobody); a child that is not evaluated gave its loser back
         for cid, r in children.items():
-            assert retired_by.count(cid) == (0 if r["status"] == "invalid" else 1), cid
+            assert retired_by.count(cid) <= (r["status"] == "evaluated"), cid
             assert rows[r["parents"][0]]["retired_by"] != cid, f"#{cid} retired its parent"
+        members = [r for r in rows.values()
+                   if r["status"] == "evaluated" and r["retired_by"] is None]
+        assert len(members) <= population  # growth stops at the population's size
     else:  # selectors that keep the whole archive retire nothing
         assert retired_by == []
 
@@ -248,20 +253,10 @@ CODE_ANSWERS = [code_edit("r *= 1.01"),  # valid, a little better
                 code_edit("raise RuntimeError('boom')"),  # runs and crashes: failed
                 code_edit("r *= 1.03"), code_edit("r *= 1.04"), code_edit("r *= 1.05")]
 CODE_BUDGET = 5
-ONE_SEED = (
-    "a code run starts from one founder (the benchmark's seed program) and a tournament "
-    "needs two population members (islands with the default inner tournament: two per "
-    "island), so no child is ever selected: `evolve run` exits 0, state 'finished', with the "
-    "seed alone and the stop reason 'no parents to select from (every candidate failed or "
-    "is invalid)', although the seed is evaluated (Loop.plan_generation drops the "
-    "SelectionError's own message). The config is accepted without a word; docs/config.md "
-    "only says dgm is the code default because a code run starts from one seed")
 CODE_CASES = [
-    pytest.param("tournament", {}, marks=pytest.mark.xfail(strict=True, reason=ONE_SEED),
-                 id="tournament"),
+    pytest.param("tournament", {}, id="tournament"),  # grows from the one seed
     *[pytest.param(n, SELECTOR_OPTIONS[n], id=n) for n in ("dgm", "map_elites")],
-    pytest.param("islands", SELECTOR_OPTIONS["islands"], id="islands",
-                 marks=pytest.mark.xfail(strict=True, reason=ONE_SEED)),
+    pytest.param("islands", SELECTOR_OPTIONS["islands"], id="islands"),
     pytest.param("islands", {**SELECTOR_OPTIONS["islands"], "inner": "dgm"},
                  id="islands-inner-dgm"),
     *[pytest.param(n, SELECTOR_OPTIONS[n], id=n) for n in ("pareto", "clade")],
@@ -294,7 +289,10 @@ def test_b_code_run(name: str, options: dict[str, Any], tmp_path: Path,
     # four children took the first four answers, in whatever order they asked
     assert (data["counts"]["evaluated"], data["counts"]["invalid"], data["counts"]["failed"]
             ) == (3, 1, 1)
-    check_lineage(name, run_dir)
+    check_lineage(name, run_dir, population=2)
+    if name == "tournament":  # from the one seed the population grew to its size, 2
+        rows = children_rows(run_dir).values()
+        assert sum(r["status"] == "evaluated" and r["retired_by"] is None for r in rows) == 2
 
 
 # -- (c) killed with SIGKILL and resumed, on a llama.cpp server outside the runs -----------------

@@ -127,4 +127,5 @@ def test_too_small_population_fails_clearly(members, busy, match) -> None:
 
 def test_registry() -> None:
     assert SELECTORS["tournament"] is TournamentSelector
-    assert selector_options("tournament") == {}
+    assert list(selector_options("tournament")) == ["grow_to"]
+    assert selector_options("tournament")["grow_to"][0] == 0  # direct use: never grow
