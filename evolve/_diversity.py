@@ -26,6 +26,8 @@ import numpy as np
 
 from archive import ArchiveIndex, Candidate
 
+from ._text import gram_distance, gram_set, prompt_text
+
 #: the k of pass@k a snapshot reports by default
 #: the run-metadata key of the collapse monitor's readings (a list, oldest first)
 COLLAPSE_KEY = "collapse"
@@ -140,35 +142,10 @@ def most_recent_common_ancestor(view: ArchiveIndex, ids: Sequence[int]) -> int |
     return max(common) if common else None
 
 
-# -- genomes and solved sets ----------------------------------------------------------------
-def genome_text(genome: Mapping[str, Any]) -> str | None:
-    """The text a prompt genome's distance is measured on: its task prompts and context,
-    one per line (the mutation prompt is left out: it does not change what a candidate
-    answers). None for a genome with no ``task_prompts`` (a code genome stores only a
-    commit id here; pass ``snapshot`` a ``genome_text`` that reads its files)."""
-    if "task_prompts" not in genome:
-        return None
-    return "\n".join(str(p) for p in (*genome["task_prompts"], *genome.get("context", ())))
-
-
-def _grams(text: str, q: int) -> frozenset[str]:
-    if len(text) < q:
-        return frozenset([text]) if text else frozenset()
-    return frozenset(text[i:i + q] for i in range(len(text) - q + 1))
-
-
-def text_distance(a: str, b: str, q: int = 3) -> float:
-    """Jaccard distance of the two texts' sets of character ``q``-grams, in [0, 1]:
-    0 for equal sets (two empty texts included), 1 when no q-gram is shared. Linear in
-    the texts' length, where ``difflib``'s ratio is quadratic."""
-    ga, gb = _grams(a, q), _grams(b, q)
-    union = len(ga | gb)
-    return 0.0 if not union else 1.0 - len(ga & gb) / union
-
-
+# -- genome distance and solved sets ---------------------------------------------------------
 def mean_pairwise_distance(texts: Sequence[str], rng: np.random.Generator, *,
-                           max_pairs: int = 2000, q: int = 3) -> tuple[float | None, int]:
-    """(mean ``text_distance`` over pairs of ``texts``, number of pairs measured): every
+                           max_pairs: int = 2000) -> tuple[float | None, int]:
+    """(mean ``_text.text_distance`` over pairs of ``texts``, number of pairs measured): every
     pair when there are at most ``max_pairs``, else ``max_pairs`` pairs of distinct
     positions drawn uniformly with ``rng``. (None, 0) with fewer than two texts."""
     if max_pairs < 1:
@@ -177,7 +154,7 @@ def mean_pairwise_distance(texts: Sequence[str], rng: np.random.Generator, *,
     total = n * (n - 1) // 2
     if total == 0:
         return None, 0
-    grams = [_grams(t, q) for t in texts]
+    grams = [gram_set(t) for t in texts]
     if total <= max_pairs:
         pairs: Iterable[tuple[int, int]] = ((i, j) for i in range(n) for j in range(i + 1, n))
         count = total
@@ -187,11 +164,7 @@ def mean_pairwise_distance(texts: Sequence[str], rng: np.random.Generator, *,
         second += second >= first  # distinct from first, uniform over the others
         pairs, count = zip(first.tolist(), second.tolist(), strict=True), max_pairs
 
-    def distance(i: int, j: int) -> float:
-        union = len(grams[i] | grams[j])
-        return 0.0 if not union else 1.0 - len(grams[i] & grams[j]) / union
-
-    return math.fsum(distance(i, j) for i, j in pairs) / count, count
+    return math.fsum(gram_distance(grams[i], grams[j]) for i, j in pairs) / count, count
 
 
 def solved_set_entropy(candidates: Iterable[Candidate], split: str,
@@ -215,7 +188,7 @@ def snapshot(view: ArchiveIndex, *, generation: int, candidates: int,
              probe_split: str = "probe", ks: Sequence[int] = DEFAULT_KS,
              threshold: float = 1.0, rng: np.random.Generator, top: int = 5,
              max_pairs: int = 2000,
-             genome_text: Callable[[Mapping[str, Any]], str | None] = genome_text,
+             genome_text: Callable[[Mapping[str, Any]], str | None] = prompt_text,
              ) -> dict[str, Any]:
     """The collapse monitor's reading of the living population, as a JSON-able dict.
 

@@ -348,17 +348,10 @@ class Engine:
         candidate keeps its status and train score, is not scored on the split
         again, and ranks last there.
         """
-        try:
-            scored = await self.species.score(candidate, split, examples)
-        except LLMError as exc:
-            if stops_the_run(exc):
-                raise
-            scored = _unscored(split, examples, task_llm_reason(exc))
-        except USER_ERRORS:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the boundary: see the module doc
-            step = "validating" if split == "validation" else f"scoring on {split}"
-            scored = _unscored(split, examples, unexpected(exc, step, candidate.slot))
+        step = "validating" if split == "validation" else f"scoring on {split}"
+        scored = await self._try_score(candidate, split, examples, step)
+        if isinstance(scored, str):
+            scored = _unscored(split, examples, scored)
         return await self.writer.apply(AddScores(candidate.id, scored.score, scored.usage),
                                        meta=self.usage_meta)
 
@@ -381,21 +374,29 @@ class Engine:
             await self._merge_train(candidate, [train[i] for i in fresh])
 
     async def _merge_train(self, candidate: Candidate, examples: Sequence[Example]) -> None:
-        try:
-            scored = await self.species.score(candidate, "train", examples)
-        except LLMError as exc:
-            if stops_the_run(exc):
-                raise
+        scored = await self._try_score(candidate, "train", examples, "re-scoring")
+        if isinstance(scored, str):
             return  # the candidate keeps the score it had
-        except USER_ERRORS:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the boundary: see the module doc
-            unexpected(exc, "re-scoring", candidate.slot)
-            return
         merged = (*candidate.scores["train"].examples, *scored.score.examples)
         mean = math.fsum(e.score for e in merged) / len(merged)
         await self.writer.apply(AddScores(candidate.id, SplitScore("train", mean, merged),
                                           scored.usage), meta=self.usage_meta)
+
+    async def _try_score(self, candidate: Candidate, split: str, examples: Sequence[Example],
+                         step: str) -> Scored | str:
+        """The score of ``candidate`` on ``examples``, or the reason it has none when the
+        failure is this candidate's (the task LLM failed for it, or it made a scorer raise:
+        the boundary of the module doc). Errors that stop the run propagate."""
+        try:
+            return await self.species.score(candidate, split, examples)
+        except LLMError as exc:
+            if stops_the_run(exc):
+                raise
+            return task_llm_reason(exc)
+        except USER_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the boundary: see the module doc
+            return unexpected(exc, step, candidate.slot)
 
     def to_validate(self, top: int) -> list[Candidate]:
         """The best ``top`` evaluated candidates by training score without a validation score."""

@@ -14,9 +14,6 @@ readings show the collapse signature: pass@1 rising while the largest k's pass@k
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Mapping
 from typing import Any
 
 from archive import Candidate
@@ -33,13 +30,11 @@ PROBE_SPLIT = "probe"
 
 class CollapseMonitor:
     """Takes readings for one execution of a run; keeps no state of its own that the
-    archive does not hold (but a cache of genome texts)."""
+    archive does not hold."""
 
     def __init__(self, engine: Engine, config: DiversityConfig) -> None:
         self.engine = engine
         self.config = config
-        # the texts of genomes never change (a code genome is a commit): read each once
-        self._text = functools.lru_cache(maxsize=8192)(self._genome_text)
 
     @property
     def enabled(self) -> bool:
@@ -69,7 +64,7 @@ class CollapseMonitor:
                            probe_split=PROBE_SPLIT, ks=self.config.ks,
                            threshold=self.config.pass_threshold,
                            rng=engine.streams(MONITOR, generation),
-                           genome_text=self._text_of)
+                           genome_text=engine.species.genome_text)
         history.append(reading)
         engine.storage.set_meta({COLLAPSE_KEY: history})
         engine.collapse_warning = collapse_signature(history, self.config.window)
@@ -78,8 +73,3 @@ class CollapseMonitor:
     def history(self) -> list[dict[str, Any]]:
         return list(self.engine.storage.get_meta(COLLAPSE_KEY) or [])
 
-    def _text_of(self, genome: Mapping[str, Any]) -> str | None:
-        return self._text(json.dumps(genome, sort_keys=True))
-
-    def _genome_text(self, key: str) -> str | None:
-        return self.engine.species.genome_text(json.loads(key))

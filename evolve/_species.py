@@ -23,8 +23,8 @@ import numpy as np
 from archive import ArchiveIndex, Candidate, ExampleScore, Failure, SplitScore, Status, Usage
 from fitness import Benchmark, Example, PromptEvaluator
 
-from ._diversity import genome_text as prompt_text
 from ._genome import PROMPT_KIND, PromptGenome
+from ._text import prompt_text
 from .operators import MutationContext, MutatorLLM, initial_population, normalise
 
 

@@ -19,6 +19,7 @@ file is invalid with that reason, before it is committed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
@@ -73,6 +74,8 @@ class CodeSpecies(Species):
         self.mutator_context = mutator_context
         self.workshop = workshop
         self.extra_seed_files = dict(extra_seed_files or {})
+        # a commit's files never change: the monitor and MAP-Elites read each one once
+        self._commit_text = functools.lru_cache(maxsize=8192)(self._read_commit_text)
 
     def split(self, name: str) -> Sequence[Example]:
         return self.benchmark.split(name)
@@ -116,7 +119,10 @@ class CodeSpecies(Species):
 
     def genome_text(self, genome: Mapping[str, Any]) -> str | None:
         """The files that may evolve, path and text, in path order."""
-        files = self.repo.text_files(CodeGenome.from_dict(genome).commit)
+        return self._commit_text(CodeGenome.from_dict(genome).commit)
+
+    def _read_commit_text(self, commit: str) -> str:
+        files = self.repo.text_files(commit)
         return "\n".join(f"{p}\n{files[p]}" for p in sorted(self.evolve_paths()) if p in files)
 
     def commit_of(self, candidate_id: int) -> str:

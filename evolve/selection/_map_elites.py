@@ -75,6 +75,7 @@ from archive import ArchiveIndex, Candidate
 
 from .._errors import SelectionError
 from .._schema import doc
+from .._text import gram_distance, gram_set, prompt_text
 from ._base import Selection, Selector, weighted_draw
 
 BUILT_IN = ("length", "seed_distance", "solved", "embedding")
@@ -182,8 +183,9 @@ def genome_text(genome: Mapping[str, Any]) -> str:
     """The text the text descriptors measure: a prompt genome's task prompts and context,
     one per line; a genome's ``files`` texts (path, then text, by path) if it records
     them; otherwise its mutation prompt (all a code genome's dict holds besides a commit)."""
-    if "task_prompts" in genome:
-        return "\n".join(str(p) for p in (*genome["task_prompts"], *genome.get("context", ())))
+    text = prompt_text(genome)
+    if text is not None:
+        return text
     files = genome.get("files")
     if isinstance(files, Mapping):
         return "\n".join(f"{path}\n{text}" for path, text in sorted(files.items()))
@@ -205,23 +207,6 @@ def _codes(text: str) -> np.ndarray:
 def jaccard_distance(a: np.ndarray, b: np.ndarray) -> float:
     """1 - |A ∩ B| / |A ∪ B| of two sorted arrays of distinct codes (0 when both are empty)."""
     shared = len(np.intersect1d(a, b, assume_unique=True))
-    union = len(a) + len(b) - shared
-    return 0.0 if union == 0 else 1.0 - shared / union
-
-
-def _grams(text: str) -> frozenset[bytes]:
-    """The set of ``text``'s UTF-8 byte 3-grams, one element per distinct code of
-    ``_codes`` (a text shorter than 3 bytes: its bytes, as its one code). A set of short
-    byte strings is built several times faster than the arrays for prompt-sized texts."""
-    raw = text.encode("utf-8", "replace")
-    if len(raw) < 3:
-        return frozenset((raw,)) if raw else frozenset()
-    return frozenset([raw[i:i + 3] for i in range(len(raw) - 2)])
-
-
-def _set_distance(a: frozenset[bytes], b: frozenset[bytes]) -> float:
-    """``jaccard_distance`` of two texts' 3-gram sets (the same counts, the same number)."""
-    shared = len(a & b)
     union = len(a) + len(b) - shared
     return 0.0 if union == 0 else 1.0 - shared / union
 
@@ -308,8 +293,8 @@ class _Features:
                 bins.append(_binned(len(text), selector.bin_edges(name)))
             elif name == "seed_distance":
                 root = self.root(view, candidate.id)
-                distance = 0.0 if root == candidate.id else _set_distance(
-                    _grams(text), self._root_grams(view, root))
+                distance = 0.0 if root == candidate.id else gram_distance(
+                    gram_set(text), self._root_grams(view, root))
                 bins.append(_binned(distance, selector.bin_edges(name)))
             elif name == "embedding":
                 bins.append(embedding_cluster(_codes(text), selector.embedding_bits))
@@ -322,7 +307,7 @@ class _Features:
     def _root_grams(self, view: ArchiveIndex, root: int) -> frozenset[bytes]:
         grams = self.root_grams.get(root)
         if grams is None:
-            grams = self.root_grams[root] = _grams(genome_text(view.get(root).genome))
+            grams = self.root_grams[root] = gram_set(genome_text(view.get(root).genome))
         return grams
 
     def root(self, view: ArchiveIndex, cid: int) -> int:

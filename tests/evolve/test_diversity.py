@@ -19,7 +19,6 @@ from archive import ExampleScore, SplitScore, Status
 from evolve._diversity import (
     collapse_signature,
     depth,
-    genome_text,
     live_clades,
     mean_pairwise_distance,
     most_recent_common_ancestor,
@@ -27,9 +26,10 @@ from evolve._diversity import (
     population_pass_at_k,
     snapshot,
     solved_set_entropy,
-    text_distance,
     top_living,
 )
+from evolve._text import prompt_text as genome_text
+from evolve._text import text_distance
 from tests.evolve.selection.sel_support import candidate, index_of
 
 

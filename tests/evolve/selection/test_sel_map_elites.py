@@ -14,13 +14,12 @@ from hypothesis import strategies as st
 
 from archive import Candidate, ExampleScore, SplitScore, Status
 from evolve._errors import SelectionError
+from evolve._text import gram_distance, gram_set
 from evolve.selection import Selection
 from evolve.selection._map_elites import (
     MISSING,
     MapElitesSelector,
     _codes,
-    _grams,
-    _set_distance,
     embedding_cluster,
     genome_text,
     jaccard_distance,
@@ -213,8 +212,8 @@ def test_the_distance_of_gram_sets_is_the_distance_of_code_arrays(a, b, c, d) ->
     """seed_distance reads 3-gram sets of bytes; they give the very numbers of the code
     arrays (short texts, non-ASCII and lone surrogates included)."""
     for x, y in ((a, b), (c, d), (a, a), (c, "")):
-        assert len(_grams(x)) == len(np.unique(_codes(x)))
-        assert _set_distance(_grams(x), _grams(y)) == jaccard_distance(
+        assert len(gram_set(x)) == len(np.unique(_codes(x)))
+        assert gram_distance(gram_set(x), gram_set(y)) == jaccard_distance(
             np.unique(_codes(x)), np.unique(_codes(y)))
 
 
