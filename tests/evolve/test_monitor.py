@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from evolve.cli import main
 
-from ..stub_openai import StubOpenAI
+from ..stub_openai import Reply, StubOpenAI
 from .conftest import read_rows
 from .test_roles import llm_config, write_config
 
@@ -65,3 +66,29 @@ def test_without_a_probe_set_nothing_is_probed_or_recorded(tmp_path: Path) -> No
         run_dir = prompt_run(tmp_path, stub, "unwatched")
     assert meta(run_dir, "collapse") is None
     assert read_rows(run_dir, "SELECT count(*) FROM scores WHERE split = 'probe'")[0][0] == 0
+
+
+def test_a_code_run_measures_the_distance_between_its_programs(tmp_path: Path) -> None:
+    """A code genome's record holds a commit: the monitor reads the programs' files (once
+    per commit) and measures their distance; two different programs are apart."""
+    edit = ("<<<<<<< SEARCH\n    circles = []\n=======\n    circles = []\n"
+            "    r *= {}\n>>>>>>> REPLACE\n")
+    with StubOpenAI() as stub:
+        stub.script(*(Reply.ok(edit.format(1 + i / 100)) for i in range(1, 6)))
+        config = tmp_path / "code.yaml"
+        config.write_text(yaml.safe_dump({
+            "runs_dir": str(tmp_path / "runs"), "seed": 1,
+            "llm": {"mutator": {"backend": "external", "base_url": stub.base_url,
+                                "model": "stub"}},
+            "fitness": {"benchmark": "circle_packing", "batch_size": 1, "validate_top": 0},
+            "evolution": {"genome": "code", "population_size": 4, "selector": "dgm",
+                          "operators": {"diff_edit": 1.0}},
+            "diversity": {"probe_size": 1, "probe_members": 4, "ks": [1, 2]},
+            "sandbox": {"backend": "process"},
+            "budget": {"candidates": 5},
+        }))
+        assert main(["run", str(config), "--name", "code", "--quiet"]) == 0
+    readings = meta(tmp_path / "runs" / "code", "collapse")
+    assert readings and readings[0]["mean_distance"] is None  # the seed alone
+    last = readings[-1]
+    assert last["distance_pairs"] >= 1 and 0 < last["mean_distance"] < 0.2  # one line apart
