@@ -213,11 +213,12 @@ class Engine:
         if invalid is not None:
             record["invalid"] = invalid
             record["failure"] = failure.value
+        described = {} if invalid is not None else self.species.text_descriptors(genome, parent)
         return Child(NewCandidate(
             slot=slot, kind=self.species.kind, genome=genome,
             parent_ids=(parent.id, *extra_parents), operator=operator.name,
             generation=generation, mutation=record, usage=exchanges_usage(exchanges),
-            descriptors=dict(selection.descriptors), fingerprint=fingerprint,
+            descriptors={**described, **selection.descriptors}, fingerprint=fingerprint,
         ), () if invalid else selection.retire)
 
     def earlier_with(self, fingerprint: str | None) -> int | None:
@@ -245,6 +246,7 @@ class Engine:
             operator=founder.operator, generation=0,
             mutation={"exchanges": list(founder.exchanges)},
             usage=exchanges_usage(founder.exchanges),
+            descriptors=self.species.text_descriptors(founder.genome, None),
             fingerprint=self.species.fingerprint(founder.genome)), ())
 
     # -- evaluating ------------------------------------------------------------------------------

@@ -110,6 +110,14 @@ class Species(ABC):
         """The text that distances between genomes are measured on (None: none)."""
         return None
 
+    def text_descriptors(self, genome: Mapping[str, Any], parent: Candidate | None
+                         ) -> dict[str, float]:
+        """Descriptors of the genome's text to record on the candidate when it is made
+        (``_text.text_descriptors``; ``parent``: its first parent, None for a founder),
+        for a genome whose record does not hold its text. None by default: a prompt
+        genome's record is its text, and MAP-Elites reads it there."""
+        return {}
+
 
 class PromptSpecies(Species):
     """Task-prompts scored by the task model on a prompt benchmark."""

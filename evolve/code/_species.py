@@ -32,6 +32,7 @@ from fitness.code import CodeBenchmark, EvaluationEnv, ProgramEvaluation
 from sandboxes import EndReason, Executor, LLMGateway, job_files_problem
 
 from .._species import Failed, Founder, Lexicon, Scored, Species, failed_attempts
+from .._text import text_descriptors
 from ..operators import InvalidChild, MutatorLLM
 from ._gateway_bridge import gateway_usage
 from ._genome import CODE_KIND, CodeGenome
@@ -120,6 +121,16 @@ class CodeSpecies(Species):
     def genome_text(self, genome: Mapping[str, Any]) -> str | None:
         """The files that may evolve, path and text, in path order."""
         return self._commit_text(CodeGenome.from_dict(genome).commit)
+
+    def text_descriptors(self, genome: Mapping[str, Any], parent: Candidate | None
+                         ) -> dict[str, float]:
+        """The program's length, distance to its root's program and SimHash (a code
+        genome's record holds a commit, not the files MAP-Elites would read)."""
+        text = self.genome_text(genome) or ""
+        if parent is None:
+            return text_descriptors(text, text)
+        root = self.view.get(self.view.descent(parent.id)[-1])
+        return text_descriptors(text, self.genome_text(root.genome) or "")
 
     def _read_commit_text(self, commit: str) -> str:
         files = self.repo.text_files(commit)

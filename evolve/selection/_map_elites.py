@@ -30,11 +30,13 @@ Descriptors (option ``descriptors``, in the order of the cell's tuple):
   evaluator's metric); a candidate without a finite number there falls in bin -1.
 
 The genome text is a prompt genome's task prompts and context, one per line (as the
-diversity monitor measures them). A code genome's dict holds only its commit id and its
+diversity monitor measures them). A code genome's record holds only its commit id and
 mutation prompt, not the program (the files live in the run's git repository, which a
-selector does not read): its text is the mutation prompt, or the files' texts if a genome
-records them under ``files``. For code runs, ``solved`` and evaluator metrics describe the
-program; ``length``, ``seed_distance`` and ``embedding`` describe its mutation prompt.
+selector does not read), so a run records the program's ``length``, ``seed_distance`` and
+``embedding`` (a 16-bit SimHash; fewer bits are its low bits) on each code candidate when
+it is made (``Species.text_descriptors``), and those recorded numbers are used. A code
+record without them (made outside a run) is described by its mutation prompt, or by its
+files' texts if the genome records them under ``files``.
 
 Bins never move. A number falls in bin ``i`` of its descriptor's ascending ``edges`` when
 ``edges[i-1] <= value < edges[i]`` (bin 0 below the first edge, bin ``len(edges)`` from
@@ -60,7 +62,6 @@ for MAP-Elites over LLM-written programs.
 from __future__ import annotations
 
 import bisect
-import functools
 import hashlib
 import math
 from collections.abc import Mapping
@@ -75,7 +76,7 @@ from archive import ArchiveIndex, Candidate
 
 from .._errors import SelectionError
 from .._schema import doc
-from .._text import gram_distance, gram_set, prompt_text
+from .._text import gram_codes, gram_distance, gram_set, prompt_text, simhash
 from ._base import Selection, Selector, weighted_draw
 
 BUILT_IN = ("length", "seed_distance", "solved", "embedding")
@@ -86,7 +87,6 @@ DEFAULT_EDGES: Mapping[str, tuple[float, ...]] = MappingProxyType({
 })
 MISSING = -1  # the bin of a candidate without the descriptor's number
 WEIGHTINGS = ("uniform", "rank")
-_BUCKETS = 1024  # embedding: hashed 3-gram buckets (a power of two)
 
 
 @dataclass(frozen=True)
@@ -192,48 +192,11 @@ def genome_text(genome: Mapping[str, Any]) -> str:
     return str(genome.get("mutation_prompt", ""))
 
 
-def _codes(text: str) -> np.ndarray:
-    """Every UTF-8 byte 3-gram of ``text`` as a 24-bit number, in order (a text shorter
-    than 3 bytes: one code of its own, above 2**24)."""
-    raw = text.encode("utf-8", "replace")
-    if len(raw) < 3:
-        if not raw:
-            return np.zeros(0, dtype=np.uint32)
-        return np.array([(len(raw) << 24) | int.from_bytes(raw, "big")], dtype=np.uint32)
-    b = np.frombuffer(raw, dtype=np.uint8).astype(np.uint32)
-    return (b[:-2] << 16) | (b[1:-1] << 8) | b[2:]
-
-
 def jaccard_distance(a: np.ndarray, b: np.ndarray) -> float:
     """1 - |A ∩ B| / |A ∪ B| of two sorted arrays of distinct codes (0 when both are empty)."""
     shared = len(np.intersect1d(a, b, assume_unique=True))
     union = len(a) + len(b) - shared
     return 0.0 if union == 0 else 1.0 - shared / union
-
-
-@functools.lru_cache(maxsize=16)
-def _planes(bits: int) -> np.ndarray:
-    """``bits`` fixed ±1 hyperplanes over the buckets, from a splitmix64 hash of their
-    position (the same on every machine and numpy version)."""
-    x = np.arange(bits * _BUCKETS, dtype=np.uint64) + np.uint64(0x5EED)
-    x = x * np.uint64(0x9E3779B97F4A7C15)
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
-    planes = np.where((x >> np.uint64(63)) == 1, 1.0, -1.0).reshape(bits, _BUCKETS)
-    planes.flags.writeable = False
-    return planes
-
-
-def embedding_cluster(codes: np.ndarray, bits: int) -> int:
-    """The SimHash cluster (0 .. 2**bits - 1) of a text's 3-gram codes."""
-    product = codes.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    buckets = (product >> np.uint64(64 - 10)).astype(np.intp)  # top 10 bits: 1024 buckets
-    counts = np.bincount(buckets, minlength=_BUCKETS).astype(np.float64)
-    signs = _planes(bits) @ counts > 0.0  # integer sums: exact in float64
-    return int(sum(1 << i for i, s in enumerate(signs.tolist()) if s))
 
 
 def solved_bin(candidate: Candidate, threshold: float, bins: int) -> int:
@@ -246,11 +209,14 @@ def solved_bin(candidate: Candidate, threshold: float, bins: int) -> int:
     return int.from_bytes(digest, "big") % bins
 
 
+def _number(value: Any) -> bool:
+    """Whether ``value`` is a finite int or float (not a bool)."""
+    return (not isinstance(value, bool) and isinstance(value, int | float)
+            and math.isfinite(value))
+
+
 def _binned(value: Any, edges: tuple[float, ...]) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) \
-            or not math.isfinite(value):
-        return MISSING
-    return bisect.bisect_right(edges, value)
+    return bisect.bisect_right(edges, value) if _number(value) else MISSING
 
 
 def _mean_ranks(scores: np.ndarray) -> np.ndarray:
@@ -284,25 +250,34 @@ class _Features:
 
     def _fixed(self, selector: MapElitesSelector, view: ArchiveIndex,
                candidate: Candidate) -> tuple[int, ...]:
-        text = ""
-        if TEXT_DESCRIPTORS.intersection(selector.descriptors):
-            text = genome_text(candidate.genome)
+        recorded = candidate.descriptors
+        text: str | None = None
         bins = []
         for name in selector.descriptors:
-            if name == "length":
-                bins.append(_binned(len(text), selector.bin_edges(name)))
-            elif name == "seed_distance":
-                root = self.root(view, candidate.id)
-                distance = 0.0 if root == candidate.id else gram_distance(
-                    gram_set(text), self._root_grams(view, root))
-                bins.append(_binned(distance, selector.bin_edges(name)))
-            elif name == "embedding":
-                bins.append(embedding_cluster(_codes(text), selector.embedding_bits))
-            elif name == "solved":
+            if name == "solved":
                 bins.append(MISSING)
+                continue
+            value = recorded.get(name)
+            if name in TEXT_DESCRIPTORS and not _number(value):
+                # not recorded when the candidate was made: read its genome's text
+                if text is None:
+                    text = genome_text(candidate.genome)
+                value = self._from_text(name, text, selector, view, candidate)
+            if name == "embedding":
+                bins.append(int(value) & ((1 << selector.embedding_bits) - 1))
             else:
-                bins.append(_binned(candidate.descriptors.get(name), selector.bin_edges(name)))
+                bins.append(_binned(value, selector.bin_edges(name)))
         return tuple(bins)
+
+    def _from_text(self, name: str, text: str, selector: MapElitesSelector,
+                   view: ArchiveIndex, candidate: Candidate) -> float:
+        if name == "length":
+            return len(text)
+        if name == "seed_distance":
+            root = self.root(view, candidate.id)
+            return 0.0 if root == candidate.id else gram_distance(
+                gram_set(text), self._root_grams(view, root))
+        return simhash(gram_codes(text), selector.embedding_bits)
 
     def _root_grams(self, view: ArchiveIndex, root: int) -> frozenset[bytes]:
         grams = self.root_grams.get(root)

@@ -20,6 +20,7 @@ from evolve._streams import Streams
 from evolve.cli import main
 from evolve.code._repo import RunRepo
 from evolve.selection import Selection
+from tests.evolve.species_stub import SpeciesStub
 from tests.stub_openai import Reply, StubOpenAI
 
 from .conftest import read_rows, run_evolve, status_json
@@ -58,17 +59,11 @@ def test_prompt_children_equal_to_a_founder_are_duplicates_and_not_scored(make_c
 
 
 # -- the engine: siblings of one generation -----------------------------------------------------
-class _Species:
+class _Species(SpeciesStub):
     kind = "prompt"
-
-    def context(self, parent: Any, rng: Any) -> Any:
-        return None
 
     def genome(self, mutation: Any, parent: Any, slot: int) -> dict[str, Any]:
         return {"text": mutation.text}
-
-    def invalid_genome(self, parent: Any) -> dict[str, Any]:
-        return dict(parent.genome)
 
     def fingerprint(self, genome: dict[str, Any]) -> str | None:
         return genome["text"].lower()

@@ -27,6 +27,7 @@ from evolve.cli import main
 from evolve.llm import LLMClient
 from evolve.selection import Selection
 from fitness import Example
+from tests.evolve.species_stub import SpeciesStub
 from tests.stub_openai import Reply, StubOpenAI
 
 from .conftest import read_rows, status_json
@@ -107,20 +108,11 @@ class _Operator:
         raise self.error
 
 
-class _Species:
+class _Species(SpeciesStub):
     kind = "code"
 
     def __init__(self, error: Exception) -> None:
         self.error = error
-
-    def context(self, parent: Any, rng: Any) -> Any:
-        return None
-
-    def invalid_genome(self, parent: Any) -> dict[str, Any]:
-        return dict(parent.genome)
-
-    def fingerprint(self, genome: Any) -> None:
-        return None
 
     def split(self, name: str) -> list[Example]:
         return [Example("e0", "q", "a"), Example("e1", "q", "a")]

@@ -21,6 +21,7 @@ from evolve.cli import main
 from evolve.code.operators import Merge
 from evolve.operators import ContextShuffle, Crossover, Lamarckian, NotApplicable
 from evolve.selection import Selection
+from tests.evolve.species_stub import SpeciesStub
 from tests.stub_openai import StubOpenAI
 
 from .conftest import read_rows
@@ -65,20 +66,11 @@ class _Makes:
         return SimpleNamespace(exchanges=({"response": "edited"},), extra_parents=())
 
 
-class _Species:
+class _Species(SpeciesStub):
     kind = "code"
-
-    def context(self, parent: Any, rng: Any) -> Any:
-        return None
 
     def genome(self, mutation: Any, parent: Any, slot: int) -> dict[str, Any]:
         return {"commit": "child"}
-
-    def invalid_genome(self, parent: Any) -> dict[str, Any]:
-        return dict(parent.genome)
-
-    def fingerprint(self, genome: Any) -> None:
-        return None
 
 
 def engine(*operators: Any, weights: list[float]) -> Engine:

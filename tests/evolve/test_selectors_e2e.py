@@ -290,6 +290,12 @@ def test_b_code_run(name: str, options: dict[str, Any], tmp_path: Path,
     assert (data["counts"]["evaluated"], data["counts"]["invalid"], data["counts"]["failed"]
             ) == (3, 1, 1)
     check_lineage(name, run_dir, population=2)
+    # every valid program records what MAP-Elites reads of it (its record holds a commit)
+    for row in children_rows(run_dir).values():
+        if row["status"] == "evaluated":
+            d = row["descriptors"]
+            assert d["length"] > 100 and 0 <= d["seed_distance"] < 1, d
+            assert (d["seed_distance"] == 0) is (row["generation"] == 0) and d["embedding"] >= 0
     if name == "tournament":  # from the one seed the population grew to its size, 2
         rows = children_rows(run_dir).values()
         assert sum(r["status"] == "evaluated" and r["retired_by"] is None for r in rows) == 2

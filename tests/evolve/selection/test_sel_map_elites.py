@@ -14,13 +14,12 @@ from hypothesis import strategies as st
 
 from archive import Candidate, ExampleScore, SplitScore, Status
 from evolve._errors import SelectionError
-from evolve._text import gram_distance, gram_set
+from evolve._text import SIMHASH_BITS, gram_distance, gram_set, simhash, text_descriptors
+from evolve._text import gram_codes as _codes
 from evolve.selection import Selection
 from evolve.selection._map_elites import (
     MISSING,
     MapElitesSelector,
-    _codes,
-    embedding_cluster,
     genome_text,
     jaccard_distance,
     solved_bin,
@@ -199,10 +198,10 @@ def test_text_measures() -> None:
     assert jaccard_distance(np.unique(_codes("")), np.unique(_codes(""))) == 0.0
     assert jaccard_distance(np.unique(_codes("ab")), np.unique(_codes("abc"))) == 1.0
     text = "Let's think step by step about the answer."
-    assert embedding_cluster(_codes(text), 8) == embedding_cluster(_codes(text), 8)
-    clusters = {embedding_cluster(_codes(f"prompt number {i} " * (i + 1)), 3) for i in range(40)}
+    assert simhash(_codes(text), 8) == simhash(_codes(text), 8)
+    clusters = {simhash(_codes(f"prompt number {i} " * (i + 1)), 3) for i in range(40)}
     assert len(clusters) > 1 and clusters <= set(range(8))
-    assert embedding_cluster(_codes(""), 3) == 0
+    assert simhash(_codes(""), 3) == 0
 
 
 @settings(max_examples=300, deadline=None)
@@ -227,7 +226,9 @@ def test_solved_set_hash_ignores_order_and_unsolved_examples() -> None:
     assert 0 <= solved_bin(c3, 1.0, 8) < 8
 
 
-def test_code_genomes_use_their_mutation_prompt_and_scores() -> None:
+def test_without_recorded_text_descriptors_a_code_genome_is_its_mutation_prompt() -> None:
+    """A code record made outside a run (no recorded descriptors): its text is the
+    mutation prompt, its scores are its own."""
     seed = cand(1, 0.2, text="Improve the program.", code=True, solved={0})
     child = cand(2, 0.4, text="Improve the program.", code=True, parents=(1,), solved={0, 1})
     rewrite = cand(3, 0.3, text="Rewrite it from scratch, faster.", code=True, parents=(1,),
@@ -241,6 +242,27 @@ def test_code_genomes_use_their_mutation_prompt_and_scores() -> None:
     same_cell = MapElitesSelector(descriptors=("seed_distance",))
     assert same_cell.grid(index) == {(0,): 2, (9,): 3}  # the child beats the seed in its cell
     assert {s.parent for s in same_cell.select(index, np.random.default_rng(0), 20)} == {2, 3}
+
+
+def test_recorded_text_descriptors_are_read_as_the_programs() -> None:
+    """A code candidate made in a run records its program's length, distance to its
+    root's program and SimHash (``text_descriptors``): MAP-Elites bins those, not the
+    mutation prompt, and an embedding of fewer bits is the recorded hash's low bits."""
+    seed_program = "def pack():\n    return []\n" * 4
+    child_program = seed_program + "# a long new helper\n" * 30
+    seed = cand(1, 0.2, text="m", code=True,
+                descriptors=text_descriptors(seed_program, seed_program))
+    child = cand(2, 0.4, text="m", code=True, parents=(1,),
+                 descriptors=text_descriptors(child_program, seed_program))
+    index = index_of(seed, child)
+    selector = MapElitesSelector(descriptors=("length", "seed_distance", "embedding"),
+                                 embedding_bits=4)
+    cells = {c.id: selector.cell(index, c) for c in (seed, child)}
+    assert cells[1] == (2, 0, simhash(_codes(seed_program), 4))  # 104 chars: [100, 200)
+    assert cells[2][0] == 4 and cells[2][1] >= 1  # 704 chars: [400, 800); moved away
+    assert cells[2][2] == simhash(_codes(child_program), SIMHASH_BITS) & 0b1111
+    assert cells[2][2] == simhash(_codes(child_program), 4)
+    assert selector.grid(index) == brute_force(selector, index) == {cells[1]: 1, cells[2]: 2}
 
 
 def test_files_text_is_used_when_a_genome_records_it() -> None:
