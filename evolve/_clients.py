@@ -91,11 +91,11 @@ def server_key(config: LLMConfig) -> tuple[Any, ...]:
             config.grammar_field)
 
 
-def make_server(config: LLMConfig) -> Any:
+def make_server(config: LLMConfig, embeddings: bool = False) -> Any:
     if config.backend == "llamacpp":
         return LlamaCppServer(config.model_path, n_parallel=config.parallel,
                               n_ctx=config.context_size, threads=config.threads,
-                              alias=config.model)
+                              alias=config.model, embeddings=embeddings)
     if config.backend == "vllm":
         return VLLMServer(config.model or "", port=config.port,
                           gpu_memory_utilization=config.gpu_memory_utilization,
@@ -155,17 +155,22 @@ def request_timeout(config: LLMConfig, role: str) -> float:
 
 @asynccontextmanager
 async def open_clients(config: LLMsConfig, cache: ResponseCache,
-                       roles: Collection[str] = ROLES) -> AsyncIterator[Clients]:
+                       roles: Collection[str] = ROLES,
+                       embeddings: Collection[str] = ()) -> AsyncIterator[Clients]:
     """Start the servers ``roles`` (those the run uses) need and yield their clients; the
-    other roles get neither a server nor a client."""
+    other roles get neither a server nor a client. A managed llama.cpp server of a role
+    in ``embeddings`` also serves ``/v1/embeddings`` (to every role that shares it)."""
+    used = _checked(roles)
+    embedding_keys = {server_key(getattr(config, role)) for role in used if role in embeddings}
     async with AsyncExitStack() as stack:
         servers: dict[tuple[Any, ...], Any] = {}
         clients = {}
-        for role in _checked(roles):
+        for role in used:
             cfg: LLMConfig = getattr(config, role)
             key = server_key(cfg)
             if key not in servers:
-                servers[key] = await stack.enter_async_context(make_server(cfg))
+                servers[key] = await stack.enter_async_context(
+                    make_server(cfg, key in embedding_keys))
             server = servers[key]
             temperature, max_tokens = sampling(cfg, role)
             client = server.client(  # the server's address, key and grammar field

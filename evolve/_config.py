@@ -270,6 +270,14 @@ class DiversityConfig(Section):
         "as near_duplicate, with its neighbour and the similarity, and not evaluated. "
         "None: off. Small edits of a long program are very similar to their parent: for "
         "code, a threshold near 0.98."))
+    novelty_measure: Literal["minhash", "embedding"] = Field("minhash", description=(
+        "How novelty rejection measures similarity: 'minhash' (the Jaccard similarity of "
+        "5-character shingles, estimated) or 'embedding' (the cosine similarity of the "
+        "texts' embeddings from the mutator's server, /v1/embeddings: a managed llama.cpp "
+        "server serves them, an external server must; vLLM serves a chat model or an "
+        "embedding model, not both, so not with it). Embeddings of a small model are close "
+        "for most texts: its threshold sits higher than MinHash's (see docs/performance.md "
+        "for measured values)."))
 
 
 class BudgetConfig(Section):
@@ -283,6 +291,17 @@ class BudgetConfig(Section):
 
 
 class RunConfig(Section):
+    @model_validator(mode="after")
+    def _embeddings_served(self) -> RunConfig:
+        if (self.diversity.novelty_measure == "embedding"
+                and self.diversity.novelty_threshold is not None
+                and self.llm.mutator.backend == "vllm"):
+            raise FieldProblem("diversity", (
+                "novelty_measure 'embedding' needs the mutator's server to serve "
+                "/v1/embeddings, and a vLLM server serves a chat model or an embedding "
+                "model, not both; use 'minhash' (or an external embedding-capable server)"))
+        return self
+
     name: Annotated[Name, AfterValidator(_one_path_component)] | None = Field(
         None, description=(
             "Run name; the run lives in <runs_dir>/<name>/ (default: the config file's "

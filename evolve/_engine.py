@@ -54,7 +54,7 @@ from sandboxes import SandboxError
 from ._config import StageConfig
 from ._errors import CladeforgeError, LLMError, LLMResponseError
 from ._llm_failures import failure_kind, stops_the_run
-from ._novelty import NoveltyFilter
+from ._novelty import ArchiveNovelty
 from ._species import Failed, Founder, Scored, Species
 from ._streams import BATCH, CHILD, RESCORE, Streams
 from ._writer import ArchiveWriter
@@ -101,7 +101,7 @@ class Engine:
     #: the collapse monitor's warning after its last reading (None: no signature seen)
     collapse_warning: str | None = None
     #: novelty rejection (None: off)
-    novelty: NoveltyFilter | None = None
+    novelty: ArchiveNovelty | None = None
 
     # -- accounting ------------------------------------------------------------------------
     def llm_usage(self) -> dict[str, Usage]:
@@ -189,7 +189,8 @@ class Engine:
         if duplicate_of is not None:
             invalid, failure = "the child equals an earlier candidate", Failure.DUPLICATE
         elif fingerprint is not None:
-            near = self.novelty.check(genome, slot) if self.novelty is not None else None
+            near = (await self.novelty.check(genome, slot)
+                    if self.novelty is not None else None)
             if near is not None:
                 invalid = (f"the child is {near[1]:.2f} similar to an earlier candidate "
                            f"(novelty threshold {self.novelty.threshold:g})")

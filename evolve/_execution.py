@@ -41,7 +41,9 @@ async def open_loop(config: RunConfig, storage: SQLiteStorage, directory: Path,
     usage_before: Mapping[str, Usage] = {
         k: Usage.from_dict(v) for k, v in (storage.get_meta("llm_usage") or {}).items()}
     writer = ArchiveWriter(storage)
-    async with open_clients(config.llm, writer, kind.roles(benchmark)) as clients, \
+    measure = config.diversity.novelty_measure if config.diversity.novelty_threshold else None
+    embeddings = ("mutator",) if measure == "embedding" else ()
+    async with open_clients(config.llm, writer, kind.roles(benchmark), embeddings) as clients, \
             kind.open_species(config, storage, clients, benchmark, directory) as species:
         loop = build_loop(config, kind, writer, clients, species, budget,
                           progress or (lambda _e, _b: None), usage_before)

@@ -17,13 +17,13 @@ from fitness import BenchmarkError
 
 from ._budget import Budget
 from ._clients import Clients
-from ._config import EvolutionConfig, FitnessConfig, RunConfig
+from ._config import DiversityConfig, EvolutionConfig, FitnessConfig, RunConfig
 from ._engine import Engine
 from ._errors import ConfigError
 from ._genome_kind import GenomeKind
 from ._loop import Loop, Progress
 from ._monitor import CollapseMonitor
-from ._novelty import NoveltyFilter
+from ._novelty import ArchiveNovelty, EmbeddingNoveltyFilter, NoveltyFilter
 from ._species import Species
 from ._streams import DEFAULT_SCHEME, Streams
 from ._writer import ArchiveWriter
@@ -112,6 +112,19 @@ def generation_size(config: EvolutionConfig, kind: GenomeKind) -> int:
     return config.population_size
 
 
+def novelty_filter(config: DiversityConfig, storage: SQLiteStorage, species: Species,
+                   clients: Clients) -> ArchiveNovelty | None:
+    """The configured novelty rejection (None: off)."""
+    if config.novelty_threshold is None:
+        return None
+    if config.novelty_measure == "embedding":
+        async def embed(text: str) -> tuple[float, ...]:
+            return (await clients.mutator.embed(text)).vector
+        return EmbeddingNoveltyFilter(config.novelty_threshold, storage.index,
+                                      species.genome_text, embed)
+    return NoveltyFilter(config.novelty_threshold, storage.index, species.genome_text)
+
+
 def build_loop(config: RunConfig, kind: GenomeKind, writer: ArchiveWriter, clients: Clients,
                species: Species, budget: Budget, progress: Progress,
                usage_before: Mapping[str, Usage] | None = None) -> Loop:
@@ -126,9 +139,7 @@ def build_loop(config: RunConfig, kind: GenomeKind, writer: ArchiveWriter, clien
         validation_size=config.fitness.validation_size, usage_before=usage_before or {},
         stages=config.fitness.stages)
     writer.storage.index.rank_train_by(config.fitness.rank_by)
-    if config.diversity.novelty_threshold is not None:
-        engine.novelty = NoveltyFilter(config.diversity.novelty_threshold,
-                                       writer.storage.index, species.genome_text)
+    engine.novelty = novelty_filter(config.diversity, writer.storage, species, clients)
     evo = config.evolution
     return Loop(engine, budget, population_size=evo.population_size,
                 generation_size=generation_size(evo, kind),

@@ -1,25 +1,38 @@
 """Novelty rejection: is a new genome's text too close to one already in the archive?
 
-Texts are compared by the Jaccard similarity of their sets of character shingles
-(``SHINGLE`` characters), estimated with MinHash signatures (``PERMUTATIONS`` hash
-functions); candidates for the nearest neighbour are found by locality-sensitive
-hashing over bands of the signature, so a lookup does not grow with the archive.
-A pair that shares no band is never compared: with the default bands the chance of
-missing a neighbour is 2e-4 at a similarity of 0.8 and below 1e-5 from 0.85.
-Everything is a function of the texts, so an index rebuilt from the archive after a
-resume answers as the one it replaces.
+Two measures. ``NoveltyFilter`` (``minhash``, no model needed): texts are compared by
+the Jaccard similarity of their sets of character shingles (``SHINGLE`` characters),
+estimated with MinHash signatures (``PERMUTATIONS`` hash functions); candidates for the
+nearest neighbour are found by locality-sensitive hashing over bands of the signature,
+so a lookup does not grow with the archive. A pair that shares no band is never
+compared: with the default bands the chance of missing a neighbour is 2e-4 at a
+similarity of 0.8 and below 1e-5 from 0.85. Everything is a function of the texts, so
+an index rebuilt from the archive after a resume answers as the one it replaces.
+
+``EmbeddingNoveltyFilter`` (``embedding``): the cosine similarity of the texts'
+embeddings from the mutator's server, compared with every earlier one (a matrix
+product). Each text is embedded in a request of its own, so the run's response cache
+answers it again on a resume and the rebuilt index is the one it replaces.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
+from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from archive import ArchiveIndex, Status
+
+from ._errors import LLMError
+from ._llm_failures import stops_the_run
+
+logger = logging.getLogger(__name__)
 
 SHINGLE = 5
 PERMUTATIONS = 64
@@ -110,7 +123,7 @@ def _bands(sig: np.ndarray) -> list[tuple[int, bytes]]:
     return [(i, sig[i * rows:(i + 1) * rows].tobytes()) for i in range(BANDS)]
 
 
-class NoveltyFilter:
+class ArchiveNovelty(ABC):
     """Rejects genomes at least ``threshold`` similar to one already in the archive (or
     made earlier in this execution). The index is built from the archive's candidates
     that are not invalid on first use, keyed by slot, and grows with each genome let
@@ -123,28 +136,115 @@ class NoveltyFilter:
         self.threshold = threshold
         self.view = view
         self.text_of = text_of
-        self.index: NoveltyIndex | None = None
+        self._built = False
+        self._building = asyncio.Lock()
 
-    def check(self, genome: Mapping[str, Any], slot: int) -> tuple[int, float] | None:
+    async def check(self, genome: Mapping[str, Any], slot: int) -> tuple[int, float] | None:
         """(the slot of the nearest earlier genome, the similarity) when ``genome`` is too
         close to it; otherwise None, and ``genome`` joins the index under ``slot``."""
         text = self.text_of(genome)
         if text is None:
             return None
-        index = self._built()
-        near = index.nearest(text)
+        await self._build()
+        item = await self._item(text)
+        # no await from here on: siblings made at once are compared one after another
+        near = self._nearest(item)
         if near is not None and near[1] >= self.threshold:
-            return int(near[0]), near[1]  # type: ignore[call-overload]
-        if slot not in index:
-            index.add(slot, text)
+            return near
+        self._add(slot, item)
         return None
 
-    def _built(self) -> NoveltyIndex:
-        if self.index is None:
-            self.index = NoveltyIndex()
+    async def _build(self) -> None:
+        async with self._building:
+            if self._built:
+                return
             for c in self.view.candidates():
                 if c.status is not Status.INVALID:
                     text = self.text_of(c.genome)
                     if text is not None:
-                        self.index.add(c.slot, text)
-        return self.index
+                        self._add(c.slot, await self._item(text))
+            self._built = True
+
+    @abstractmethod
+    async def _item(self, text: str) -> Any:
+        """What the index keeps of a text."""
+
+    @abstractmethod
+    def _nearest(self, item: Any) -> tuple[int, float] | None:
+        """The most similar earlier slot and the similarity (ties: the earliest)."""
+
+    @abstractmethod
+    def _add(self, slot: int, item: Any) -> None:
+        """Keep ``item`` under ``slot`` (a slot already kept is left as it is)."""
+
+
+class NoveltyFilter(ArchiveNovelty):
+    """Novelty by the MinHash-estimated Jaccard similarity of character shingles."""
+
+    def __init__(self, threshold: float, view: ArchiveIndex,
+                 text_of: Callable[[Mapping[str, Any]], str | None]) -> None:
+        super().__init__(threshold, view, text_of)
+        self.index = NoveltyIndex()
+
+    async def _item(self, text: str) -> str:
+        return text
+
+    def _nearest(self, item: str) -> tuple[int, float] | None:
+        near = self.index.nearest(item)
+        return None if near is None else (int(near[0]), near[1])  # type: ignore[call-overload]
+
+    def _add(self, slot: int, item: str) -> None:
+        if slot not in self.index:
+            self.index.add(slot, item)
+
+
+class EmbeddingNoveltyFilter(ArchiveNovelty):
+    """Novelty by the cosine similarity of embeddings (``embed``: a text's vector, e.g.
+    the mutator client's ``embed``). A text the server fails to embed for a passing
+    reason (a timeout, a 5xx) is let through unchecked and not kept, with a warning; a
+    failure that would recur (no such endpoint, server gone) stops the run."""
+
+    def __init__(self, threshold: float, view: ArchiveIndex,
+                 text_of: Callable[[Mapping[str, Any]], str | None],
+                 embed: Callable[[str], Awaitable[Sequence[float]]]) -> None:
+        super().__init__(threshold, view, text_of)
+        self.embed = embed
+        self.slots: list[int] = []
+        self.kept: set[int] = set()
+        self.matrix = np.zeros((0, 0), dtype=np.float32)  # one unit row per slot, grown x2
+
+    async def _item(self, text: str) -> np.ndarray | None:
+        try:
+            vector = np.asarray(await self.embed(text), dtype=np.float32)
+        except LLMError as exc:
+            if stops_the_run(exc):
+                raise
+            logger.warning("novelty: the text could not be embedded (%s); let through "
+                           "unchecked", exc)
+            return None
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm > 0 else vector
+
+    def _nearest(self, item: np.ndarray | None) -> tuple[int, float] | None:
+        n = len(self.slots)
+        if item is None or n == 0:
+            return None
+        if item.shape[0] != self.matrix.shape[1]:
+            raise LLMError(f"the embedding server changed its vector size "
+                           f"({self.matrix.shape[1]} -> {item.shape[0]})")
+        similarities = self.matrix[:n] @ item
+        best = int(np.argmax(similarities))  # the first of equals: the earliest kept
+        return self.slots[best], float(similarities[best])
+
+    def _add(self, slot: int, item: np.ndarray | None) -> None:
+        if item is None or slot in self.kept:
+            return
+        n = len(self.slots)
+        if n == self.matrix.shape[0]:
+            grown = np.zeros((max(16, 2 * n), item.shape[0]), dtype=np.float32)
+            if n:
+                grown[:n] = self.matrix[:n]
+            self.matrix = grown
+        self.matrix[n] = item
+        self.slots.append(slot)
+        self.kept.add(slot)

@@ -15,13 +15,14 @@ from evolve.llm._model_files import check_gguf, find_embedded_model
 from evolve.llm._response_cache import ResponseCache
 from evolve.llm._server_base import ManagedServer, SubprocessServer
 from evolve.llm._servers import SERVER_KINDS, open_server
-from evolve.llm._types import Completion
+from evolve.llm._types import Completion, Embedding
 from evolve.llm._vllm import VLLMServer, vllm_command
 
 __all__ = [
     "SERVER_KINDS",
     "ClientStats",
     "Completion",
+    "Embedding",
     "ExternalServer",
     "LLMClient",
     "LlamaCppServer",

@@ -15,16 +15,18 @@ import json
 import logging
 import random
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from evolve._errors import LLMError, LLMRejectedError, LLMResponseError
 from evolve.llm._cache_key import canonical_json
 from evolve.llm._http import HTTPPool
 from evolve.llm._response_cache import ResponseCache
 from evolve.llm._tokens import DIALECTS, count_chat_tokens
-from evolve.llm._types import Completion
+from evolve.llm._types import Completion, Embedding
+
+_Answer = TypeVar("_Answer", Completion, Embedding)
 
 __all__ = ["ClientStats", "LLMClient", "ResponseCache"]
 
@@ -183,7 +185,7 @@ class LLMClient:
         shared = asyncio.get_running_loop().create_future()
         self._inflight[key] = shared
         try:
-            completion = await self._fetch(body, data, key)
+            completion = await self._fetch(data, key, "/chat/completions", _parse)
         except asyncio.CancelledError:
             shared.cancel()
             raise
@@ -196,6 +198,26 @@ class LLMClient:
             return completion
         finally:
             del self._inflight[key]
+
+    async def embed(self, text: str) -> Embedding:
+        """The server's embedding of ``text`` (``/embeddings``), cached like ``chat`` (the
+        same text gives the same vector on a resumed run). Raises as ``chat`` does; a
+        server without the endpoint rejects the request (``LLMRejectedError``)."""
+        body = {"model": self.model, "input": [text]}
+        data = canonical_json(body)
+        key = hashlib.sha256(data).hexdigest()
+        if self.cache is not None:
+            hit = self.cache.cache_get(key)
+            if hit is not None:
+                try:
+                    found = _parse_embedding(hit)
+                except _Garbage as exc:
+                    logger.warning("%s: ignoring unusable cached response %s: %s",
+                                   self.role, key[:12], exc)
+                else:
+                    self._counts["cache_hits"] += 1
+                    return Embedding(found.vector, 0, cached=True)
+        return await self._fetch(data, key, "/embeddings", _parse_embedding)
 
     async def count_prompt_tokens(self, messages: list[dict[str, str]]) -> int | None:
         """The prompt tokens the server counts for ``messages`` (its chat template applied),
@@ -237,7 +259,10 @@ class LLMClient:
         assert self._semaphore is not None
         return self._pool, self._semaphore, self._rng
 
-    async def _fetch(self, body: dict[str, Any], data: bytes, key: str) -> Completion:
+    async def _fetch(self, data: bytes, key: str, path: str,
+                     parse: Callable[[Any], _Answer]) -> _Answer:
+        """POST ``data`` to ``path`` with retries; the answer as ``parse`` reads it (which
+        raises ``_Garbage`` for a body that is not one), counted and cached."""
         pool, semaphore, rng = self._ensure()
         attempts = self.max_retries + 1
         kind, cause, last_exc, retry_after = "", "", None, 0.0
@@ -252,7 +277,7 @@ class LLMClient:
             retry_after = 0.0
             try:
                 async with semaphore, asyncio.timeout(self.timeout):
-                    response = await pool.request("POST", "/chat/completions", data)
+                    response = await pool.request("POST", path, data)
             except TimeoutError as exc:  # before OSError: TimeoutError is one
                 kind, cause, last_exc = "timeout", f"no answer within {self.timeout:g} s", exc
                 continue
@@ -261,19 +286,18 @@ class LLMClient:
                 continue
             if 200 <= response.status < 300:
                 try:
-                    parsed = json.loads(response.body)
-                    completion = _parse(parsed)
+                    answer = parse(json.loads(response.body))
                 except (ValueError, _Garbage) as exc:
                     reason = "not JSON" if isinstance(exc, ValueError) else str(exc)
                     kind, last_exc = "garbage", exc
                     cause = f"{reason} (body starts {response.body[:80]!r})"
                     continue
                 self._counts["calls"] += 1
-                self._counts["prompt_tokens"] += completion.prompt_tokens
-                self._counts["completion_tokens"] += completion.completion_tokens
+                self._counts["prompt_tokens"] += answer.prompt_tokens
+                self._counts["completion_tokens"] += answer.completion_tokens
                 if self.cache is not None:  # the bytes sent and received, as they were
                     self.cache.cache_store(key, data.decode(), _text(response.body))
-                return completion
+                return answer
             message = _server_message(response.body)
             if response.status == 429 or response.status >= 500:
                 kind, cause, last_exc = "status", f"HTTP {response.status}: {message}", None
@@ -349,6 +373,24 @@ def _parse(data: Any) -> Completion:
         completion_tokens if isinstance(completion_tokens, int) else 0,
         str(finish),
     )
+
+
+def _parse_embedding(data: Any) -> Embedding:
+    if not isinstance(data, Mapping):
+        raise _Garbage("the JSON is not an object")
+    items = data.get("data")
+    if not isinstance(items, list) or not items or not isinstance(items[0], Mapping):
+        error = data.get("error")
+        if error:
+            raise _Garbage(f"error in the body: {_error_text(error)}")
+        raise _Garbage("no embedding data")
+    vector = items[0].get("embedding")
+    if not isinstance(vector, list) or not vector \
+            or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in vector):
+        raise _Garbage("the embedding is not a list of numbers")
+    usage = data.get("usage")
+    tokens = usage.get("prompt_tokens") if isinstance(usage, Mapping) else None
+    return Embedding(tuple(float(x) for x in vector), tokens if isinstance(tokens, int) else 0)
 
 
 def _error_text(error: Any) -> str:

@@ -35,7 +35,8 @@ def import_xllamacpp() -> ModuleType:
 def llamacpp_params(xllamacpp: ModuleType, model_path: Path, *, host: str = "127.0.0.1",
                     port: int = 0, n_parallel: int = 4, n_ctx: int = 4096,
                     threads: int | None = None, seed: int | None = None,
-                    alias: str | None = None, verbosity: int = 1) -> Any:
+                    alias: str | None = None, verbosity: int = 1,
+                    embeddings: bool = False) -> Any:
     """``xllamacpp.CommonParams`` for a chat server on ``host:port`` (0: any free port).
 
     ``n_ctx`` is the context of each of the ``n_parallel`` slots, in tokens: the
@@ -46,7 +47,8 @@ def llamacpp_params(xllamacpp: ModuleType, model_path: Path, *, host: str = "127
     llama.cpp choose (the number of physical cores). ``seed`` is the server's
     default sampling seed (a request's own ``seed`` wins). ``verbosity``: 0
     silent, 1 errors (default), 2 warnings, 3 info, 4 debug (llama.cpp logs to
-    stderr).
+    stderr). ``embeddings``: also serve ``/v1/embeddings`` (mean-pooled; chat
+    completions are served as before).
     """
     params = xllamacpp.CommonParams()
     params.model.path = str(model_path)
@@ -62,6 +64,9 @@ def llamacpp_params(xllamacpp: ModuleType, model_path: Path, *, host: str = "127
         params.cpuparams_batch.n_threads = threads
     if seed is not None:
         params.sampling.seed = seed
+    if embeddings:
+        params.embedding = True
+        params.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
     return params
 
 
@@ -82,7 +87,8 @@ class LlamaCppServer(ManagedServer):
     def __init__(self, model_path: str | None = None, *, n_parallel: int = 4, n_ctx: int = 4096,
                  threads: int | None = None, seed: int | None = None, host: str = "127.0.0.1",
                  port: int = 0, alias: str | None = None,
-                 verbosity: int = 1, startup_timeout: float = 120.0) -> None:
+                 verbosity: int = 1, startup_timeout: float = 120.0,
+                 embeddings: bool = False) -> None:
         self.model_path = model_path
         self.n_parallel = n_parallel
         self.n_ctx = n_ctx
@@ -93,6 +99,7 @@ class LlamaCppServer(ManagedServer):
         self.alias = alias
         self.verbosity = verbosity
         self.startup_timeout = startup_timeout
+        self.embeddings = embeddings
         self._server: Any = None
         self._address: str | None = None
         self._model_name: str | None = None
@@ -126,7 +133,7 @@ class LlamaCppServer(ManagedServer):
         params = llamacpp_params(
             xllamacpp, path, host=self.host, port=self.port, n_parallel=self.n_parallel,
             n_ctx=self.n_ctx, threads=self.threads, seed=self.seed, alias=self.alias,
-            verbosity=self.verbosity)
+            verbosity=self.verbosity, embeddings=self.embeddings)
         logger.info("starting llama.cpp server with %s (n_parallel=%d, n_ctx=%d per slot)", path,
                     self.n_parallel, self.n_ctx)
         try:

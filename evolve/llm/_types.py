@@ -14,3 +14,13 @@ class Completion:
     completion_tokens: int = 0
     finish_reason: str = "stop"
     cached: bool = False  # served from the archive's response cache (cost nothing)
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """One text's embedding vector and what it cost."""
+
+    vector: tuple[float, ...]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0  # always 0: counted alike with completions
+    cached: bool = False
