@@ -160,17 +160,9 @@ class LLMClient:
         data = canonical_json(body)
         key = hashlib.sha256(data).hexdigest()
 
-        if self.cache is not None:
-            hit = self.cache.cache_get(key)
-            if hit is not None:
-                try:
-                    completion = _parse(hit)
-                except _Garbage as exc:
-                    logger.warning("%s: ignoring unusable cached response %s: %s",
-                                   self.role, key[:12], exc)
-                else:
-                    self._counts["cache_hits"] += 1
-                    return _free(completion)
+        cached = self._cached(key, _parse)
+        if cached is not None:
+            return _free(cached)
 
         while (shared := self._inflight.get(key)) is not None:
             self._counts["coalesced"] += 1
@@ -206,18 +198,25 @@ class LLMClient:
         body = {"model": self.model, "input": [text]}
         data = canonical_json(body)
         key = hashlib.sha256(data).hexdigest()
-        if self.cache is not None:
-            hit = self.cache.cache_get(key)
-            if hit is not None:
-                try:
-                    found = _parse_embedding(hit)
-                except _Garbage as exc:
-                    logger.warning("%s: ignoring unusable cached response %s: %s",
-                                   self.role, key[:12], exc)
-                else:
-                    self._counts["cache_hits"] += 1
-                    return Embedding(found.vector, 0, cached=True)
+        cached = self._cached(key, _parse_embedding)
+        if cached is not None:
+            return Embedding(cached.vector, 0, cached=True)
         return await self._fetch(data, key, "/embeddings", _parse_embedding)
+
+    def _cached(self, key: str, parse: Callable[[Any], _Answer]) -> _Answer | None:
+        """The cached answer to the request ``key`` as ``parse`` reads it (None: none, or
+        one that is unusable, which is then asked for again)."""
+        hit = None if self.cache is None else self.cache.cache_get(key)
+        if hit is None:
+            return None
+        try:
+            answer = parse(hit)
+        except _Garbage as exc:
+            logger.warning("%s: ignoring unusable cached response %s: %s", self.role,
+                           key[:12], exc)
+            return None
+        self._counts["cache_hits"] += 1
+        return answer
 
     async def count_prompt_tokens(self, messages: list[dict[str, str]]) -> int | None:
         """The prompt tokens the server counts for ``messages`` (its chat template applied),
