@@ -16,6 +16,7 @@ from ._errors import (
 from ._graph import LineageGraph
 from ._index import ArchiveIndex
 from ._memory import InMemoryStorage
+from ._reader import GRAPH_COLUMNS, ArchiveReader
 from ._records import (
     FINAL_STATUSES,
     AddScores,
@@ -35,10 +36,12 @@ from ._storage import ArchiveStorage
 
 __all__ = [
     "FINAL_STATUSES",
+    "GRAPH_COLUMNS",
     "SCHEMA_VERSION",
     "AddScores",
     "ArchiveError",
     "ArchiveIndex",
+    "ArchiveReader",
     "ArchiveStorage",
     "CacheEntry",
     "Candidate",

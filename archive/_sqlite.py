@@ -131,6 +131,19 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def decode_candidate(row: Sequence[Any], parents: Sequence[int],
+                     scores: Mapping[str, SplitScore], usage: Usage | None = None) -> Candidate:
+    """The candidate of a row of ``SELECT {_COLUMNS} FROM candidates``, with its parents (in
+    position order) and scores; ``usage``: its decoded usage column, if already at hand."""
+    (cid, slot, kind, genome, op, generation, status, reason, retired_by, mutation,
+     usage_text, timings, descriptors, created_at, updated_at, failure, fingerprint) = row
+    return Candidate(
+        cid, slot, kind, _loads(genome), tuple(parents), op, generation, _STATUSES[status],
+        reason, retired_by, dict(scores), None if mutation is None else _loads(mutation),
+        usage if usage is not None else Usage.from_dict(_loads(usage_text)), _loads(timings),
+        _loads(descriptors), created_at, updated_at, _FAILURES.get(failure), fingerprint)
+
+
 def _example_scores(text: str) -> tuple[ExampleScore, ...]:
     """Decode an ``examples`` column. There can be millions of examples in an archive, so
     the records are restored the way unpickling restores them, without ``__init__``."""
@@ -263,18 +276,12 @@ class SQLiteStorage(ArchiveStorage):
         put = self.index.publish
         cursor = conn.execute(f"SELECT {_COLUMNS} FROM candidates ORDER BY id")
         while rows := cursor.fetchmany(4096):
-            for (cid, slot, kind, genome, op, generation, status, reason, retired_by,
-                 mutation, usage, timings, descriptors, created_at, updated_at,
-                 failure, fingerprint) in rows:
+            for row in rows:
+                usage = row[10]
                 u = usages.get(usage)
                 if u is None:
                     u = usages[usage] = Usage.from_dict(loads(usage))
-                put(Candidate(
-                    cid, slot, kind, loads(genome), tuple(parents.get(cid, ())), op, generation,
-                    _STATUSES[status], reason, retired_by, scores.get(cid, {}),
-                    None if mutation is None else loads(mutation), u, loads(timings),
-                    loads(descriptors), created_at, updated_at, _FAILURES.get(failure),
-                    fingerprint))
+                put(decode_candidate(row, parents.get(row[0], ()), scores.get(row[0], {}), u))
 
     # -- transactions ------------------------------------------------------------------------
     @contextmanager
