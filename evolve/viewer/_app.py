@@ -3,7 +3,8 @@ page's static files, and the token check when it listens beyond loopback.
 
 Endpoints (all GET):
 
-- ``/api/run``: the run's name, state, stop reason and the archive's change counter;
+- ``/api/run``: the run's name, state, stop reason, budget, LLM tokens used, the collapse
+  monitor's readings and the archive's change counter;
 - ``/api/version``: the change counter alone (the page polls it to update live);
 - ``/api/graph``: every candidate as columns (``archive.GRAPH_COLUMNS``);
 - ``/api/candidate/{id}``: one candidate's whole record as ``evolve show --json`` gives
@@ -26,6 +27,7 @@ from typing import Any
 
 from archive import ArchiveError, ArchiveReader, UnknownCandidateError
 
+from .._diversity import COLLAPSE_KEY
 from .._errors import CladeforgeError
 from .._genome_kinds import GENOME_KINDS
 from .._report import show
@@ -67,7 +69,7 @@ def make_app(run_dir: str | Path, *, token: str | None = None) -> Any:
     _starlette()
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import FileResponse, JSONResponse
+    from starlette.responses import FileResponse, JSONResponse, Response
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
@@ -83,18 +85,24 @@ def make_app(run_dir: str | Path, *, token: str | None = None) -> Any:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     async def run(request: Request) -> Any:
+        version = reader.version()  # first: a change after it shows at the next poll
         meta = reader.meta()
         config = meta.get("config") or {}
+        tokens = sum(int(u.get("prompt_tokens", 0)) + int(u.get("completion_tokens", 0))
+                     for u in (meta.get("llm_usage") or {}).values())
         return JSONResponse({"name": config.get("name", directory.name),
                              "state": meta.get("state", "created"),
                              "stop_reason": meta.get("stop_reason"),
-                             "version": reader.version()})
+                             "budget": config.get("budget") or {}, "tokens": tokens,
+                             "collapse": meta.get(COLLAPSE_KEY) or [],
+                             "version": version})
 
     async def version(request: Request) -> Any:
         return JSONResponse({"version": reader.version()})
 
     async def graph(request: Request) -> Any:
-        return JSONResponse({"version": reader.version(), "columns": reader.graph()})
+        version = reader.version()
+        return JSONResponse({"version": version, "columns": reader.graph()})
 
     async def candidate(request: Request) -> Any:
         cid = request.path_params["cid"]
@@ -110,8 +118,12 @@ def make_app(run_dir: str | Path, *, token: str | None = None) -> Any:
         data["children"] = reader.children(cid)
         return JSONResponse(data)
 
+    async def no_icon(request: Request) -> Any:
+        return Response(status_code=204)
+
     routes = [
         Route("/", index),
+        Route("/favicon.ico", no_icon),
         Route("/api/run", run),
         Route("/api/version", version),
         Route("/api/graph", graph),

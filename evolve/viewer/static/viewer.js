@@ -1,10 +1,16 @@
-// The run viewer's page: candidates by generation, one candidate's record in the pane,
-// updated live by polling the archive's change counter. Every text from the archive is
-// put in with textContent, never parsed as HTML.
+// The run viewer's page: the lineage graph (sigma.js over graphology, WebGL), one
+// candidate's record in the pane, the run's panels; updated live by polling the archive's
+// change counter. Every text from the archive is put in with textContent, never parsed
+// as HTML.
+/* global graphology, Sigma */
 "use strict";
 
-const state = { version: null, columns: null, selected: null };
+const STATUS_COLOURS = { evaluated: "#2e7d32", failed: "#d9534f", invalid: "#b0b0b0",
+                         pending: "#f0ad4e" };
+const state = { version: null, columns: null, rowOf: new Map(), root: [], children: [],
+                graph: null, renderer: null, selected: null, visible: null, run: null };
 
+// -- small helpers ---------------------------------------------------------------------
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
@@ -13,6 +19,12 @@ function el(tag, attrs = {}, ...children) {
     else node.setAttribute(key, value);
   }
   for (const child of children) node.append(child);
+  return node;
+}
+
+function svg(tag, attrs = {}) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
   return node;
 }
 
@@ -26,36 +38,145 @@ function fmt(value) {
   return value === null || value === undefined ? "-" : Number(value).toFixed(3);
 }
 
-function drawLineage() {
-  const c = state.columns;
-  const root = document.getElementById("lineage");
-  const byGeneration = new Map();
-  for (let i = 0; i < c.id.length; i++) {
-    if (!byGeneration.has(c.generation[i])) byGeneration.set(c.generation[i], []);
-    byGeneration.get(c.generation[i]).push(i);
-  }
-  const sections = [];
-  for (const [generation, rows] of [...byGeneration.entries()].sort((a, b) => a[0] - b[0])) {
-    const section = el("div", { class: "generation" },
-      el("h2", { text: `generation ${generation}` }));
-    for (const i of rows) {
-      const id = c.id[i];
-      const classes = ["node", c.status[i]];
-      if (c.retired_by[i] !== null) classes.push("retired");
-      if (id === state.selected) classes.push("selected");
-      const button = el("button", {
-        class: classes.join(" "), "data-id": String(id),
-        title: `#${id} ${c.operator[i]} ${c.status[i]} train ${fmt(c.train[i])}`,
-        text: `#${id}` });
-      if (c.train[i] !== null) button.style.setProperty("--hue", String(Math.round(120 * c.train[i])));
-      button.addEventListener("click", () => select(id));
-      section.append(button);
-    }
-    sections.push(section);
-  }
-  root.replaceChildren(...sections);
+function hex(h, s, l) {  // HSL (degrees, 0-1, 0-1) as #rrggbb: sigma reads hex colours
+  const k = (n) => (n + h / 30) % 12;
+  const a = s * Math.min(l, 1 - l);
+  const f = (n) => l - a * Math.max(-1, Math.min(k(n) - 3, Math.min(9 - k(n), 1)));
+  return "#" + [f(0), f(8), f(4)].map((x) => Math.round(x * 255).toString(16).padStart(2, "0")).join("");
 }
 
+function hue(key) {  // a stable colour per text
+  let h = 0;
+  for (const ch of String(key)) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  return hex(h % 360, 0.6, 0.5);
+}
+
+function lighter(colour) {  // halfway to white: a retired candidate
+  const n = parseInt(colour.slice(1), 16);
+  const mix = (v) => Math.round(v + (255 - v) / 2);
+  return "#" + [n >> 16, (n >> 8) & 255, n & 255].map((v) => mix(v).toString(16).padStart(2, "0")).join("");
+}
+
+// -- the graph -------------------------------------------------------------------------
+function index(columns) {
+  const rowOf = new Map(), root = [], children = [];
+  columns.id.forEach((id, i) => { rowOf.set(id, i); children.push(0); });
+  columns.id.forEach((id, i) => {
+    const parents = columns.parents[i];
+    for (const p of parents) if (rowOf.has(p)) children[rowOf.get(p)] += 1;
+    const first = parents.length ? rowOf.get(parents[0]) : undefined;
+    root.push(first === undefined ? id : root[first]);  // parents come before children
+  });
+  Object.assign(state, { columns, rowOf, root, children });
+}
+
+function layout(columns) {
+  // x: the generation; y: the rank within it, ordered by the first parent's rank, so a
+  // lineage stays together
+  const rank = new Map(), byGeneration = new Map();
+  columns.id.forEach((id, i) => {
+    const g = columns.generation[i];
+    if (!byGeneration.has(g)) byGeneration.set(g, []);
+    byGeneration.get(g).push(i);
+  });
+  const position = new Map();
+  for (const g of [...byGeneration.keys()].sort((a, b) => a - b)) {
+    const rows = byGeneration.get(g);
+    const key = (i) => { const p = columns.parents[i][0]; return rank.has(p) ? rank.get(p) : -1; };
+    rows.sort((a, b) => key(a) - key(b) || columns.id[a] - columns.id[b]);
+    rows.forEach((i, k) => {
+      rank.set(columns.id[i], k);
+      position.set(columns.id[i], { x: g * 10, y: (k - (rows.length - 1) / 2) * 4 });
+    });
+  }
+  return position;
+}
+
+function colourOf(i) {
+  const c = state.columns, by = document.getElementById("colour-by").value;
+  let colour;
+  if (by === "status" || c.status[i] !== "evaluated") colour = STATUS_COLOURS[c.status[i]] || "#888888";
+  else if (by === "score") colour = c.train[i] === null ? "#888888" : hex(120 * c.train[i], 0.7, 0.45);
+  else if (by === "operator") colour = hue(c.operator[i]);
+  else if (by === "island") colour = c.island[i] === null ? "#888888" : hue(`island ${c.island[i]}`);
+  else colour = hue(`clade ${state.root[i]}`);
+  return c.retired_by[i] !== null ? lighter(colour) : colour;
+}
+
+function nodeAttributes(i, position) {
+  const c = state.columns;
+  return { x: position.x, y: position.y, size: 4 + 2 * Math.sqrt(state.children[i]),
+           color: colourOf(i), label: `#${c.id[i]} ${c.operator[i]} ${fmt(c.train[i])}` };
+}
+
+function drawGraph() {
+  const c = state.columns, positions = layout(c);
+  if (!state.graph) {
+    state.graph = new graphology.Graph({ multi: false, type: "directed" });
+  }
+  const graph = state.graph;
+  c.id.forEach((id, i) => {
+    const attributes = nodeAttributes(i, positions.get(id));
+    if (graph.hasNode(String(id))) graph.mergeNodeAttributes(String(id), attributes);
+    else graph.addNode(String(id), attributes);
+  });
+  c.id.forEach((id, i) => {
+    c.parents[i].forEach((p, k) => {
+      const key = `${p}>${id}`;
+      if (!graph.hasEdge(key) && graph.hasNode(String(p))) {
+        graph.addEdgeWithKey(key, String(p), String(id),
+          { color: k === 0 ? "#9a9a9a" : "#6a5acd", size: k === 0 ? 0.5 : 1 });
+      }
+    });
+  });
+  if (!state.renderer) {
+    state.renderer = new Sigma(graph, document.getElementById("graph"), {
+      renderLabels: true, labelRenderedSizeThreshold: 8, zIndex: true,
+      nodeReducer: (node, data) => {
+        const id = Number(node);
+        if (state.visible && !state.visible.has(id)) return { ...data, hidden: true };
+        if (id === state.selected) return { ...data, highlighted: true, zIndex: 1, size: data.size + 3 };
+        return data;
+      },
+      edgeReducer: (edge, data) => {
+        if (!state.visible) return data;
+        const [from, to] = state.graph.extremities(edge).map(Number);
+        return state.visible.has(from) && state.visible.has(to) ? data : { ...data, hidden: true };
+      },
+    });
+    state.renderer.on("clickNode", ({ node }) => select(Number(node), { move: false }));
+  } else {
+    state.renderer.refresh();
+  }
+  document.getElementById("counts").textContent = `${c.id.length} candidates`;
+}
+
+function recolour() {
+  if (!state.graph) return;
+  state.columns.id.forEach((id, i) => state.graph.setNodeAttribute(String(id), "color", colourOf(i)));
+  state.renderer.refresh();
+}
+
+function applyFilter() {
+  const mode = document.getElementById("filter").value, c = state.columns;
+  if (mode === "all" || state.selected === null || !state.rowOf.has(state.selected)) {
+    state.visible = null;
+  } else if (mode === "clade") {
+    const root = state.root[state.rowOf.get(state.selected)];
+    state.visible = new Set(c.id.filter((id, i) => state.root[i] === root));
+  } else {  // ancestry: every parent, not only the first
+    const seen = new Set([state.selected]), todo = [state.selected];
+    while (todo.length) {
+      for (const p of c.parents[state.rowOf.get(todo.pop())] || []) {
+        if (!seen.has(p) && state.rowOf.has(p)) { seen.add(p); todo.push(p); }
+      }
+    }
+    state.visible = seen;
+  }
+  if (state.renderer) state.renderer.refresh();
+}
+
+// -- the candidate pane -------------------------------------------------------------------
 function section(title, ...content) {
   return el("section", {}, el("h3", { text: title }), ...content);
 }
@@ -74,16 +195,17 @@ function idList(ids) {
 }
 
 function drawCandidate(data) {
-  const pane = document.getElementById("pane");
   const parts = [
-    el("h2", { text: `#${data.id} ${data.operator} (${data.status})` }),
+    el("h2", { id: "pane-title", text: `#${data.id} ${data.operator} (${data.status})` }),
     el("p", {}, "parents: ", idList(data.parents), "; children: ", idList(data.children)),
   ];
   if (data.reason) parts.push(el("p", { class: "reason", text: `${data.failure || data.status}: ${data.reason}` }));
   if (data.retired_by) parts.push(el("p", {}, "retired by ", linkTo(data.retired_by)));
+  const prompts = data.genome && data.genome.task_prompts;
+  if (prompts) parts.push(section("Task prompts", ...prompts.map((p) => el("pre", { class: "prompt", text: p }))));
   parts.push(section("Genome", el("pre", { class: "genome", text: JSON.stringify(data.genome, null, 2) })));
-  for (const [path, diff] of Object.entries(data.diffs || {})) {
-    parts.push(section(`Diff against parent #${path}`, el("pre", { class: "diff", text: diff })));
+  for (const [parent, diff] of Object.entries(data.diffs || {})) {
+    parts.push(section(`Diff against parent #${parent}`, el("pre", { class: "diff", text: diff })));
   }
   const rows = [el("tr", {}, el("th", { text: "split" }), el("th", { text: "mean" }),
     el("th", { text: "examples (id: score, answer)" }))];
@@ -99,36 +221,125 @@ function drawCandidate(data) {
   }
   parts.push(section("Usage and timings", el("pre", {
     text: JSON.stringify({ usage: data.usage, timings: data.timings }, null, 2) })));
-  pane.replaceChildren(...parts);
+  document.getElementById("pane").replaceChildren(...parts);
 }
 
-async function select(id) {
+function focus(id) {  // move the camera to a candidate
+  if (!state.renderer || !state.graph.hasNode(String(id))) return;
+  const shown = state.renderer.getNodeDisplayData(String(id));
+  if (shown) state.renderer.getCamera().animate({ x: shown.x, y: shown.y }, { duration: 300 });
+}
+
+async function select(id, { move = true } = {}) {
+  // move: bring it into view (a search, a link in the pane); a click on a node does not
   state.selected = id;
+  applyFilter();
   try {
     drawCandidate(await getJSON(`/api/candidate/${id}`));
   } catch (error) {
     document.getElementById("pane").replaceChildren(el("p", { class: "error", text: String(error) }));
   }
-  if (state.columns) drawLineage();
+  if (move) focus(id);
 }
 
+// -- the run panels ---------------------------------------------------------------------------
+function chart(title, series, legend) {
+  // series: [{points: [[x, y]], colour}]
+  const all = series.flatMap((s) => s.points);
+  const box = el("div", {}, el("h3", { text: title }));
+  if (!all.length) { box.append(el("p", { class: "legend", text: "nothing recorded yet" })); return box; }
+  const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs) || 1], [y0, y1] = [Math.min(0, ...ys), Math.max(1, ...ys)];
+  const sx = (x) => 10 + 380 * (x - x0) / ((x1 - x0) || 1), sy = (y) => 150 - 140 * (y - y0) / ((y1 - y0) || 1);
+  const plot = svg("svg", { class: "chart", viewBox: "0 0 400 160", preserveAspectRatio: "none" });
+  for (const s of series) {
+    plot.append(svg("polyline", { fill: "none", stroke: s.colour, "stroke-width": 1.5,
+      points: s.points.map(([x, y]) => `${sx(x)},${sy(y)}`).join(" ") }));
+  }
+  box.append(plot, el("p", { class: "legend", text: legend }));
+  return box;
+}
+
+function drawPanels() {
+  const c = state.columns, run = state.run || {};
+  let best = -Infinity;
+  const train = [], bestTrain = [], validation = [];
+  c.id.forEach((id, i) => {
+    if (c.train[i] !== null) { train.push([id, c.train[i]]); best = Math.max(best, c.train[i]); bestTrain.push([id, best]); }
+    if (c.validation[i] !== null) validation.push([id, c.validation[i]]);
+  });
+  const operators = new Map();
+  c.id.forEach((id, i) => {
+    if (!c.parents[i].length) return;
+    const o = operators.get(c.operator[i]) || { made: 0, valid: 0 };
+    o.made += 1; o.valid += c.status[i] === "evaluated" ? 1 : 0;
+    operators.set(c.operator[i], o);
+  });
+  const table = el("table", { id: "operators" }, el("tr", {}, el("th", { text: "operator" }),
+    el("th", { text: "children" }), el("th", { text: "valid" }), el("th", { text: "valid rate" })));
+  for (const [name, o] of [...operators.entries()].sort()) {
+    table.append(el("tr", {}, el("td", { text: name }), el("td", { text: String(o.made) }),
+      el("td", { text: String(o.valid) }), el("td", { text: fmt(o.valid / o.made) })));
+  }
+  const budget = run.budget || {};
+  const usage = run.tokens === undefined ? "" : `, ${run.tokens} LLM tokens` + (budget.tokens ? ` of ${budget.tokens}` : "");
+  const parts = [
+    chart("Score over candidates", [{ points: train, colour: "#9ccc9c" }, { points: bestTrain, colour: "#2e7d32" },
+      { points: validation, colour: "#1f5fbf" }], "train (light), best train so far (dark), validation (blue)"),
+    el("h3", { text: "Operators" }), table,
+    el("h3", { text: "Budget" }), el("p", { id: "budget", text:
+      `${c.id.length} candidates` + (budget.candidates ? ` of ${budget.candidates}` : "") + usage }),
+  ];
+  const readings = run.collapse || [];
+  if (readings.length) {
+    const ks = Object.keys(readings[readings.length - 1].pass_at_k || {});
+    parts.push(chart("pass@k of the living population (probe set)", ks.map((k) => ({
+      colour: hue(`k${k}`), points: readings.filter((r) => r.pass_at_k[k] !== null && r.pass_at_k[k] !== undefined)
+        .map((r) => [r.generation, r.pass_at_k[k]]) })), `k = ${ks.join(", ")} by generation`));
+    parts.push(chart("Live clades", [{ colour: "#8e44ad", points: readings.map((r) => [r.generation, r.live_clades]) }],
+      "founders' subtrees with a living member, by generation"));
+  }
+  document.getElementById("panels").replaceChildren(...parts);
+}
+
+// -- keeping up with the run ------------------------------------------------------------------
 async function refresh() {
   const run = await getJSON("/api/run");
+  state.run = run;
   document.getElementById("run-name").textContent = run.name;
-  document.getElementById("run-state").textContent =
-    run.state + (run.stop_reason ? ` (${run.stop_reason})` : "");
+  document.getElementById("run-state").textContent = run.state + (run.stop_reason ? ` (${run.stop_reason})` : "");
   if (run.version === state.version && state.columns) return;
   const graph = await getJSON("/api/graph");
   state.version = graph.version;
-  state.columns = graph.columns;
-  drawLineage();
+  index(graph.columns);
+  drawGraph();
+  applyFilter();
+  drawPanels();
+  window.cladeforgeViewer.ready = true;
 }
+
+// for tests and scripts: where a node is drawn, in page coordinates
+window.cladeforgeViewer = {
+  ready: false,
+  nodePosition(id) {
+    if (!state.renderer || !state.graph.hasNode(String(id))) return null;
+    const p = state.renderer.graphToViewport(state.graph.getNodeAttributes(String(id)));
+    const box = document.getElementById("graph").getBoundingClientRect();
+    return { x: box.left + p.x, y: box.top + p.y };
+  },
+  nodes() { return state.graph ? state.graph.nodes().map(Number) : []; },
+  focus,
+  moving() { return Boolean(state.renderer && state.renderer.getCamera().isAnimated()); },
+  hidden(id) { return Boolean(state.visible && !state.visible.has(id)); },
+};
 
 document.getElementById("search").addEventListener("submit", (event) => {
   event.preventDefault();
   const id = Number(document.getElementById("search-id").value);
   if (id > 0) select(id);
 });
+document.getElementById("colour-by").addEventListener("change", recolour);
+document.getElementById("filter").addEventListener("change", applyFilter);
 
 async function poll() {
   try { await refresh(); } catch (error) { console.error(error); }

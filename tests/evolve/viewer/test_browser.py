@@ -1,0 +1,217 @@
+"""The viewer in a real browser: Playwright driving Debian's chromium (Playwright's own
+browser download cannot work offline) against ``evolve serve``'s app on uvicorn.
+
+The archive is written by the real storage: founders, children, a merge (two parents),
+a retired node, a failed one, islands, and a prompt carrying markup. The tests click a
+node, follow a merge to both parents, watch new candidates appear while the archive is
+being written, check that markup in a candidate stays text, and that a token-protected
+viewer shows nothing without it.
+
+The page's Content-Security-Policy forbids eval, so the tests poll with ``evaluate`` (a
+DevTools call, not page script) rather than ``wait_for_function``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from archive import NewCandidate, SplitScore, SQLiteStorage, Status
+
+from .test_server import Served
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="needs the browser extra")
+pytest.importorskip("uvicorn", reason="needs the viewer extra")
+
+from evolve.viewer import make_app  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None:
+    reason = "needs Debian's chromium (apt-get install chromium)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but the viewer's browser tests {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+HOSTILE = "<img src=x onerror=\"document.title='pwned'\"><script>document.title='pwned'</script>"
+
+
+def write_archive(path: Path) -> SQLiteStorage:
+    """Founders #1 and #2 (islands 0 and 1); #3 a child of #1, #4 of #2; #5 the merge of
+    #3 and #4; #6 a failed child of #2; #7, a child of #5 whose prompt is markup, retired
+    #1."""
+    s = SQLiteStorage(path)
+    s.set_meta({"config": {"name": "browser-test", "budget": {"candidates": 20}},
+                "state": "running"})
+
+    def add(slot: int, parents: tuple[int, ...], text: str, score: float | None,
+            retire: tuple[int, ...] = (), island: int = 0) -> int:
+        c = s.add_candidate(NewCandidate(slot, "prompt", {"task_prompts": [text]}, parents,
+                                         "seed" if not parents else "mutate",
+                                         generation=0 if not parents else 1 + slot // 4,
+                                         descriptors={"island": island}), retire)
+        if score is None:
+            s.finish_candidate(c.id, Status.FAILED, reason="the task LLM timed out")
+        else:
+            s.finish_candidate(c.id, Status.EVALUATED, scores=[SplitScore("train", score)])
+        return c.id
+
+    add(0, (), "first founder", 0.2)
+    add(1, (), "second founder", 0.4, island=1)
+    add(2, (1,), "child of the first", 0.5)
+    add(3, (2,), "child of the second", 0.6, island=1)
+    add(4, (3, 4), "the merge of #3 and #4", 0.7)
+    add(5, (2,), "a child that failed", None)
+    add(6, (5,), HOSTILE, 0.1, retire=(1,))
+    return s
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
+        yield b
+        b.close()
+
+
+def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return value
+
+
+def open_page(browser: Any, url: str) -> tuple[Any, list[str]]:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("dialog", lambda d: errors.append(f"dialog: {d.message}"))
+    page.goto(url)
+    until(lambda: page.evaluate("() => Boolean(window.cladeforgeViewer?.ready)"),
+          "the graph to be drawn")
+    return page, errors
+
+
+def click_node(page: Any, cid: int) -> str:
+    """Bring #cid into view, then click where it is drawn (once the camera stopped)."""
+    page.evaluate(f"() => window.cladeforgeViewer.focus({cid})")
+    time.sleep(0.05)  # the animation starts on the next frame
+    until(lambda: not page.evaluate("() => window.cladeforgeViewer.moving()"),
+          "the camera to stop")
+    time.sleep(0.2)  # sigma finds the node under the mouse in its last frame: let it draw
+    where = page.evaluate(f"() => window.cladeforgeViewer.nodePosition({cid})")
+    assert where is not None, f"#{cid} is not drawn"
+    page.mouse.move(where["x"], where["y"])
+    time.sleep(0.1)
+    page.mouse.click(where["x"], where["y"])
+    return until(lambda: (t := pane_title(page)).startswith(f"#{cid} ") and t,
+                 f"the pane of #{cid}")
+
+
+def pane_title(page: Any) -> str:
+    """The pane's heading now ('' before a candidate is shown; no auto-wait)."""
+    return page.evaluate("() => document.querySelector('#pane h2')?.textContent ?? ''")
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Iterator[tuple[Path, SQLiteStorage]]:
+    path = tmp_path / "run" / "archive.sqlite"
+    path.parent.mkdir()
+    storage = write_archive(path)
+    yield path.parent, storage
+    storage.close()
+
+
+def test_click_a_node_and_follow_a_merge_to_both_parents(browser: Any, archive) -> None:
+    run_dir, _ = archive
+    served = Served(make_app(run_dir))
+    try:
+        page, errors = open_page(browser, f"http://127.0.0.1:{served.port}/")
+        assert sorted(page.evaluate("() => window.cladeforgeViewer.nodes()")) == list(range(1, 8))
+        click_node(page, 1)
+        assert "first founder" in page.text_content("#pane")
+        click_node(page, 5)
+        pane = page.text_content("#pane")
+        assert "parents: #3, #4" in pane and "the merge of #3 and #4" in pane
+        for parent in (3, 4):  # follow each parent link of the merge
+            click_node(page, 5)
+            page.click(f"#pane a[data-id='{parent}']")
+            until(lambda p=parent: pane_title(page).startswith(f"#{p} "),
+                  f"the pane of parent #{parent}")
+            assert "children: #5" in page.text_content("#pane")
+        click_node(page, 6)
+        assert "failed: the task LLM timed out" in page.text_content("#pane")
+        # the ancestry filter hides all but #5's ancestors: both lines of the merge, up to
+        # both founders
+        click_node(page, 5)
+        page.select_option("#filter", "ancestry")
+        hidden = {cid: page.evaluate(f"() => window.cladeforgeViewer.hidden({cid})")
+                  for cid in range(1, 8)}
+        assert hidden == {1: False, 2: False, 3: False, 4: False, 5: False, 6: True, 7: True}
+        page.select_option("#filter", "clade")  # #5's first-parent line: founder #1's clade
+        hidden = {cid: page.evaluate(f"() => window.cladeforgeViewer.hidden({cid})")
+                  for cid in range(1, 8)}
+        assert hidden == {1: False, 2: True, 3: False, 4: True, 5: False, 6: True, 7: False}
+        page.select_option("#filter", "all")
+        page.fill("#search-id", "2")
+        page.click("#search button")
+        until(lambda: pane_title(page).startswith("#2 "), "the searched #2")
+        assert "Operators" in page.text_content("#panels")
+        assert errors == []
+    finally:
+        served.stop()
+
+
+def test_markup_in_a_candidate_stays_text(browser: Any, archive) -> None:
+    run_dir, _ = archive
+    served = Served(make_app(run_dir))
+    try:
+        page, errors = open_page(browser, f"http://127.0.0.1:{served.port}/")
+        title = page.title()
+        click_node(page, 7)
+        assert HOSTILE in page.text_content("#pane .prompt")
+        assert page.evaluate("() => document.querySelectorAll('#pane img, #pane script')"
+                             ".length") == 0
+        time.sleep(0.3)  # an onerror handler would have run by now
+        assert page.title() == title != "pwned" and errors == []
+    finally:
+        served.stop()
+
+
+def test_new_candidates_appear_while_the_run_writes(browser: Any, archive) -> None:
+    run_dir, storage = archive
+    served = Served(make_app(run_dir))
+    try:
+        page, errors = open_page(browser, f"http://127.0.0.1:{served.port}/")
+        assert 8 not in page.evaluate("() => window.cladeforgeViewer.nodes()")
+        c = storage.add_candidate(NewCandidate(7, "prompt", {"task_prompts": ["late"]}, (3,),
+                                               "mutate", generation=3))
+        until(lambda: c.id in page.evaluate("() => window.cladeforgeViewer.nodes()"),
+              "the new candidate to appear", timeout=10)
+        storage.finish_candidate(c.id, Status.EVALUATED, scores=[SplitScore("train", 0.9)])
+        click_node(page, c.id)
+        until(lambda: "(evaluated)" in pane_title(page), "its new status")
+        assert errors == []
+    finally:
+        served.stop()
+
+
+def test_a_token_protected_viewer_shows_nothing_without_it(browser: Any, archive) -> None:
+    run_dir, _ = archive
+    served = Served(make_app(run_dir, token="t0ken"))
+    try:
+        page = browser.new_page()
+        response = page.goto(f"http://127.0.0.1:{served.port}/")
+        assert response.status == 401 and "first founder" not in page.content()
+        page, errors = open_page(browser, f"http://127.0.0.1:{served.port}/?token=t0ken")
+        click_node(page, 1)  # the API calls carry the cookie the first answer set
+        assert errors == []
+    finally:
+        served.stop()
