@@ -13,6 +13,7 @@ DevTools call, not page script) rather than ``wait_for_function``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -120,6 +121,21 @@ def pane_title(page: Any) -> str:
     return page.evaluate("() => document.querySelector('#pane h2')?.textContent ?? ''")
 
 
+@contextlib.contextmanager
+def serving(run_dir: Path, token: str | None = None) -> Iterator[str]:
+    """The viewer of ``run_dir`` on a real uvicorn; its address."""
+    served = Served(make_app(run_dir, token=token))
+    try:
+        yield f"http://127.0.0.1:{served.port}/"
+    finally:
+        served.stop()
+
+
+def hidden(page: Any) -> dict[int, bool]:
+    return {cid: page.evaluate(f"() => window.cladeforgeViewer.hidden({cid})")
+            for cid in range(1, 8)}
+
+
 @pytest.fixture
 def archive(tmp_path: Path) -> Iterator[tuple[Path, SQLiteStorage]]:
     path = tmp_path / "run" / "archive.sqlite"
@@ -131,9 +147,8 @@ def archive(tmp_path: Path) -> Iterator[tuple[Path, SQLiteStorage]]:
 
 def test_click_a_node_and_follow_a_merge_to_both_parents(browser: Any, archive) -> None:
     run_dir, _ = archive
-    served = Served(make_app(run_dir))
-    try:
-        page, errors = open_page(browser, f"http://127.0.0.1:{served.port}/")
+    with serving(run_dir) as url:
+        page, errors = open_page(browser, url)
         assert sorted(page.evaluate("() => window.cladeforgeViewer.nodes()")) == list(range(1, 8))
         click_node(page, 1)
         assert "first founder" in page.text_content("#pane")
@@ -152,28 +167,23 @@ def test_click_a_node_and_follow_a_merge_to_both_parents(browser: Any, archive) 
         # both founders
         click_node(page, 5)
         page.select_option("#filter", "ancestry")
-        hidden = {cid: page.evaluate(f"() => window.cladeforgeViewer.hidden({cid})")
-                  for cid in range(1, 8)}
-        assert hidden == {1: False, 2: False, 3: False, 4: False, 5: False, 6: True, 7: True}
+        assert hidden(page) == {1: False, 2: False, 3: False, 4: False, 5: False, 6: True,
+                                7: True}
         page.select_option("#filter", "clade")  # #5's first-parent line: founder #1's clade
-        hidden = {cid: page.evaluate(f"() => window.cladeforgeViewer.hidden({cid})")
-                  for cid in range(1, 8)}
-        assert hidden == {1: False, 2: True, 3: False, 4: True, 5: False, 6: True, 7: False}
+        assert hidden(page) == {1: False, 2: True, 3: False, 4: True, 5: False, 6: True,
+                                7: False}
         page.select_option("#filter", "all")
         page.fill("#search-id", "2")
         page.click("#search button")
         until(lambda: pane_title(page).startswith("#2 "), "the searched #2")
         assert "Operators" in page.text_content("#panels")
         assert errors == []
-    finally:
-        served.stop()
 
 
 def test_markup_in_a_candidate_stays_text(browser: Any, archive) -> None:
     run_dir, _ = archive
-    served = Served(make_app(run_dir))
-    try:
-        page, errors = open_page(browser, f"http://127.0.0.1:{served.port}/")
+    with serving(run_dir) as url:
+        page, errors = open_page(browser, url)
         title = page.title()
         click_node(page, 7)
         assert HOSTILE in page.text_content("#pane .prompt")
@@ -181,15 +191,12 @@ def test_markup_in_a_candidate_stays_text(browser: Any, archive) -> None:
                              ".length") == 0
         time.sleep(0.3)  # an onerror handler would have run by now
         assert page.title() == title != "pwned" and errors == []
-    finally:
-        served.stop()
 
 
 def test_new_candidates_appear_while_the_run_writes(browser: Any, archive) -> None:
     run_dir, storage = archive
-    served = Served(make_app(run_dir))
-    try:
-        page, errors = open_page(browser, f"http://127.0.0.1:{served.port}/")
+    with serving(run_dir) as url:
+        page, errors = open_page(browser, url)
         assert 8 not in page.evaluate("() => window.cladeforgeViewer.nodes()")
         c = storage.add_candidate(NewCandidate(7, "prompt", {"task_prompts": ["late"]}, (3,),
                                                "mutate", generation=3))
@@ -199,19 +206,14 @@ def test_new_candidates_appear_while_the_run_writes(browser: Any, archive) -> No
         click_node(page, c.id)
         until(lambda: "(evaluated)" in pane_title(page), "its new status")
         assert errors == []
-    finally:
-        served.stop()
 
 
 def test_a_token_protected_viewer_shows_nothing_without_it(browser: Any, archive) -> None:
     run_dir, _ = archive
-    served = Served(make_app(run_dir, token="t0ken"))
-    try:
+    with serving(run_dir, token="t0ken") as url:
         page = browser.new_page()
-        response = page.goto(f"http://127.0.0.1:{served.port}/")
+        response = page.goto(url)
         assert response.status == 401 and "first founder" not in page.content()
-        page, errors = open_page(browser, f"http://127.0.0.1:{served.port}/?token=t0ken")
+        page, errors = open_page(browser, f"{url}?token=t0ken")
         click_node(page, 1)  # the API calls carry the cookie the first answer set
         assert errors == []
-    finally:
-        served.stop()
