@@ -1,4 +1,5 @@
-"""Smoke test of ``benchmarks/overhead.py``: it runs and prints its tables.
+"""Smoke tests of ``benchmarks/overhead.py`` and ``benchmarks/viewer_load.py``: they run
+and print their tables.
 
 Timings are only printed, never asserted (performance targets live in benchmarks).
 """
@@ -30,3 +31,17 @@ def test_overhead_quick_prints_the_tables(tmp_path: Path) -> None:
         assert all(float(x) >= 0 for x in row[3:])
     made = [int(row[5]) for row in rows[:8]]  # after "open s" and "sel0 s"
     assert made == [50] * 8
+
+
+def test_viewer_load_prints_its_table(tmp_path: Path) -> None:
+    import shutil
+    if shutil.which("chromium") is None:  # the browser tests fail in CI without it
+        import pytest
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "viewer_load.py"), "--sizes", "300",
+         "--repeat", "1", "--cache-dir", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    [row] = [line.split() for line in done.stdout.splitlines() if line.lstrip().startswith("300")]
+    assert row[1].endswith("MB") and all(float(x) > 0 for x in row[2:])

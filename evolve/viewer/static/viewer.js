@@ -315,12 +315,16 @@ async function refresh() {
   drawGraph();
   applyFilter();
   drawPanels();
+  if (!window.cladeforgeViewer.ready) {  // the first draw: stamp it once it is on screen
+    requestAnimationFrame(() => { window.cladeforgeViewer.readyAt = performance.now(); });
+  }
   window.cladeforgeViewer.ready = true;
 }
 
 // for tests and scripts: where a node is drawn, in page coordinates
 window.cladeforgeViewer = {
   ready: false,
+  readyAt: 0,  // ms from navigation start to the first drawn graph
   nodePosition(id) {
     if (!state.renderer || !state.graph.hasNode(String(id))) return null;
     const p = state.renderer.graphToViewport(state.graph.getNodeAttributes(String(id)));
