@@ -55,9 +55,11 @@ class ViewerError(CladeforgeError):
     """The viewer cannot start: no run there, or its extra is not installed."""
 
 
-def _starlette() -> Any:
+def _require_viewer_extra() -> None:
+    """Raise ``ViewerError`` unless the viewer extra (Starlette, uvicorn) is installed."""
     try:
         import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
     except ImportError as exc:
         raise ViewerError("evolve serve needs the viewer extra, which is not installed: "
                           "pip install 'cladeforge[viewer]'") from exc
@@ -66,7 +68,7 @@ def _starlette() -> Any:
 def make_app(run_dir: str | Path, *, token: str | None = None) -> Any:
     """The viewer of the run in ``run_dir``; ``token``: every request must carry it (the
     ``token`` query parameter, which also sets a cookie, or ``Authorization: Bearer``)."""
-    _starlette()
+    _require_viewer_extra()
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import FileResponse, JSONResponse, Response
@@ -218,12 +220,9 @@ def serve(run_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8765,
     app_token = token
     if app_token is None and not is_loopback(host):
         app_token = secrets.token_urlsafe(24)
-    app = make_app(run_dir, token=app_token)
-    try:
-        import uvicorn
-    except ImportError as exc:
-        raise ViewerError("evolve serve needs the viewer extra, which is not installed: "
-                          "pip install 'cladeforge[viewer]'") from exc
+    app = make_app(run_dir, token=app_token)  # checks the extra is installed
+    import uvicorn
+
     shown = f"[{host}]" if ":" in host else host
     address = f"http://{shown}:{port}/" + (f"?token={app_token}" if app_token else "")
     announce(f"viewer of {run_dir} at {address} (Ctrl-C stops it)")

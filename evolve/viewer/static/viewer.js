@@ -304,11 +304,13 @@ function drawPanels() {
 
 // -- keeping up with the run ------------------------------------------------------------------
 async function refresh() {
+  // the cheap change counter first: the run and its graph are read again only on a change
+  const { version } = await getJSON("/api/version");
+  if (version === state.version && state.columns) return;
   const run = await getJSON("/api/run");
   state.run = run;
   document.getElementById("run-name").textContent = run.name;
   document.getElementById("run-state").textContent = run.state + (run.stop_reason ? ` (${run.stop_reason})` : "");
-  if (run.version === state.version && state.columns) return;
   const graph = await getJSON("/api/graph");
   state.version = graph.version;
   index(graph.columns);
