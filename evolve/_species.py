@@ -114,7 +114,7 @@ class Species(ABC):
                          ) -> dict[str, float]:
         """Descriptors of the genome's text to record on the candidate when it is made
         (``_text.text_descriptors``; ``parent``: its first parent, None for a founder),
-        for a genome whose record does not hold its text. None by default: a prompt
+        for a genome whose record does not hold its text. Empty by default: a prompt
         genome's record is its text, and MAP-Elites reads it there."""
         return {}
 
