@@ -94,19 +94,15 @@ class ArchiveReader:
                 "LEFT JOIN scores t ON t.candidate_id = c.id AND t.split = 'train' "
                 "LEFT JOIN scores v ON v.candidate_id = c.id AND v.split = 'validation' "
                 "ORDER BY c.id").fetchall()
-        columns: dict[str, list[Any]] = {name: [] for name in GRAPH_COLUMNS}
-        for cid, status, op, generation, train, validation, retired_by, island, failure in rows:
-            columns["id"].append(cid)
-            columns["parents"].append(parents.get(cid, []))
-            columns["status"].append(status)
-            columns["operator"].append(op)
-            columns["generation"].append(generation)
-            columns["train"].append(train)
-            columns["validation"].append(validation)
-            columns["retired_by"].append(retired_by)
-            columns["island"].append(island if isinstance(island, int | float) else None)
-            columns["failure"].append(failure)
-        return columns
+        if not rows:
+            return {name: [] for name in GRAPH_COLUMNS}
+        ids, status, op, generation, train, validation, retired_by, island, failure = (
+            list(column) for column in zip(*rows, strict=True))
+        return {"id": ids, "parents": [parents.get(cid, []) for cid in ids], "status": status,
+                "operator": op, "generation": generation, "train": train,
+                "validation": validation, "retired_by": retired_by,
+                "island": [v if isinstance(v, int | float) else None for v in island],
+                "failure": failure}
 
     def candidate(self, candidate_id: int) -> Candidate:
         """The whole record of one candidate. Raises ``UnknownCandidateError``."""

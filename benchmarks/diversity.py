@@ -9,7 +9,9 @@ Every run is ``evolve run`` in this process on one shared llama.cpp server (the 
 SmolLM2-135M by default; any GGUF through --model-path), with the config below and the
 --set overrides on top; its archive stays under --runs-dir (default a temporary
 directory, removed at the end unless given), so ``evolve report DIR/RUN`` draws any of
-them. Defaults are sized to about an hour on 2 cores.
+them. Given again, --runs-dir keeps what is there: finished runs are read, not rerun, and
+an interrupted one resumes, so a killed benchmark loses no finished run.
+Defaults are sized to about an hour on 2 cores.
 
 Columns, per selector and novelty setting, over the seeds (one value per seed, then the
 mean):
@@ -20,7 +22,7 @@ mean):
 - collapse: in how many seeds the collapse signature (pass@1 rising while pass@K falls
   over diversity.window readings) appeared at any point of the run;
 - rejected: children rejected as near duplicates (novelty on);
-- minutes: wall time per run.
+- minutes: each run's own elapsed time (summed over its resumptions).
 """
 
 from __future__ import annotations
@@ -30,14 +32,13 @@ import asyncio
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evolve import Run, apply_overrides, config_from_data, run_status  # noqa: E402
+from evolve import Run, RunConfig, apply_overrides, config_from_data, run_status  # noqa: E402
 from evolve.llm import LlamaCppServer  # noqa: E402
 
 SELECTORS = ("tournament", "dgm", "map_elites", "islands", "pareto", "clade")
@@ -65,8 +66,7 @@ def one_run(args: argparse.Namespace, base_url: str, selector: str, novelty: flo
     data["evolution"]["selector"] = selector
     if novelty:
         data["diversity"]["novelty_threshold"] = novelty
-    run = Run.create(config_from_data(apply_overrides(data, args.overrides)))
-    started = time.monotonic()
+    run = open_or_create(config_from_data(apply_overrides(data, args.overrides)), base_url)
     try:
         run.execute()
         report = run_status(run)
@@ -82,8 +82,23 @@ def one_run(args: argparse.Namespace, base_url: str, selector: str, novelty: flo
         "clades": last.get("live_clades"),
         "collapse": last.get("first_warning") is not None,
         "rejected": report["children"]["by_reason"].get("near_duplicate", 0),
-        "minutes": (time.monotonic() - started) / 60,
+        "minutes": report["elapsed_seconds"] / 60,
     }
+
+
+def open_or_create(config: RunConfig, base_url: str) -> Run:
+    """The run of ``config``: a new one, or the one an earlier (killed or finished) call left
+    under the same runs directory, which resumes on this call's server; a run there made
+    with another config is an error rather than a silently mixed table."""
+    directory = Path(config.runs_dir) / config.name
+    if not directory.exists():
+        return Run.create(config)
+    run = Run.open(directory, [f"llm.{role}.base_url={base_url}" for role in ("mutator", "task")])
+    if run.config != config.model_copy(update={"runs_dir": run.config.runs_dir}):
+        run.close()
+        raise SystemExit(f"{directory} was made with another config; remove it or give "
+                         "another --runs-dir")
+    return run
 
 
 def cell(values: list[Any], fmt: str = "{:.2f}") -> str:

@@ -10,8 +10,9 @@ real ``SQLiteStorage``, not measured) is served by the viewer's app on uvicorn, 
 - the graph endpoint (``/api/graph``): its response size and the median time to fetch it;
 - in headless Chromium (Debian's ``chromium`` through Playwright), from navigation start
   (the median over --repeat fresh pages): first paint (the browser's ``first-paint``
-  entry: the header is on screen) and interactive (the graph is drawn and answers:
-  ``window.cladeforgeViewer.readyAt``, stamped after the first draw).
+  entry: the header is on screen), the run and its graph read (``stages.fetch``), the
+  graph built and handed to sigma (``stages.graph``), and interactive (the graph is drawn
+  and answers: ``window.cladeforgeViewer.readyAt``, stamped after the first draw).
 
 Archive shape: a generational run with a population of 50 (2 founders); each child's
 first parent is drawn from the previous generation, one in 20 has a second parent (a
@@ -128,8 +129,8 @@ def endpoint(port: int, repeat: int) -> tuple[int, float]:
     return size, statistics.median(times)
 
 
-def in_browser(browser: Any, port: int, repeat: int) -> tuple[float, float]:
-    paints, ready = [], []
+def in_browser(browser: Any, port: int, repeat: int) -> tuple[float, float, float, float]:
+    paints, fetched, drawn, ready = [], [], [], []
     for _ in range(repeat):
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(f"http://127.0.0.1:{port}/")
@@ -139,11 +140,14 @@ def in_browser(browser: Any, port: int, repeat: int) -> tuple[float, float]:
                 raise SystemExit("the graph was not drawn within 300 s")
             time.sleep(0.02)
         ready.append(page.evaluate("() => window.cladeforgeViewer.readyAt") / 1000)
+        stages = page.evaluate("() => window.cladeforgeViewer.stages")
+        fetched.append(stages["fetch"] / 1000)
+        drawn.append(stages["graph"] / 1000)
         paints.append(page.evaluate(
             "() => (performance.getEntriesByName('first-paint')[0] || {startTime: NaN})"
             ".startTime") / 1000)
         page.close()
-    return statistics.median(paints), statistics.median(ready)
+    return tuple(statistics.median(v) for v in (paints, fetched, drawn, ready))
 
 
 def main() -> int:
@@ -175,15 +179,16 @@ def main() -> int:
             server, port = serve(run_dir)
             try:
                 body, fetch = endpoint(port, args.repeat)
-                paint, ready = in_browser(browser, port, args.repeat)
+                paint, fetched, drawn, ready = in_browser(browser, port, args.repeat)
             finally:
                 server.should_exit = True
-            rows.append((size, body, fetch, paint, ready))
+            rows.append((size, body, fetch, paint, fetched, drawn, ready))
         browser.close()
     print(f"{'candidates':>10} {'graph JSON':>11} {'fetch s':>8} {'first paint s':>14} "
-          f"{'interactive s':>14}")
-    for size, body, fetch, paint, ready in rows:
-        print(f"{size:>10,} {body / 1e6:>9.2f}MB {fetch:>8.2f} {paint:>14.2f} {ready:>14.2f}")
+          f"{'run+graph read s':>17} {'graph built s':>14} {'interactive s':>14}")
+    for size, body, fetch, paint, fetched, drawn, ready in rows:
+        print(f"{size:>10,} {body / 1e6:>9.2f}MB {fetch:>8.2f} {paint:>14.2f} {fetched:>17.2f} "
+              f"{drawn:>14.2f} {ready:>14.2f}")
     return 0
 
 

@@ -86,7 +86,9 @@ def make_app(run_dir: str | Path, *, token: str | None = None) -> Any:
     async def index(request: Request) -> Any:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
-    async def run(request: Request) -> Any:
+    # the archive's endpoints are plain functions: Starlette runs them in its thread pool,
+    # so reading a large graph does not hold up the page's scripts and styles
+    def run(request: Request) -> Any:
         version = reader.version()  # first: a change after it shows at the next poll
         meta = reader.meta()
         config = meta.get("config") or {}
@@ -99,14 +101,14 @@ def make_app(run_dir: str | Path, *, token: str | None = None) -> Any:
                              "collapse": meta.get(COLLAPSE_KEY) or [],
                              "version": version})
 
-    async def version(request: Request) -> Any:
+    def version(request: Request) -> Any:
         return JSONResponse({"version": reader.version()})
 
-    async def graph(request: Request) -> Any:
+    def graph(request: Request) -> Any:
         version = reader.version()
         return JSONResponse({"version": version, "columns": reader.graph()})
 
-    async def candidate(request: Request) -> Any:
+    def candidate(request: Request) -> Any:
         cid = request.path_params["cid"]
         try:
             found = reader.candidate(cid)

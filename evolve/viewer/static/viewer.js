@@ -92,8 +92,8 @@ function layout(columns) {
   return position;
 }
 
-function colourOf(i) {
-  const c = state.columns, by = document.getElementById("colour-by").value;
+function colourOf(i, by) {  // by: the "colour" menu's value
+  const c = state.columns;
   let colour;
   if (by === "status" || c.status[i] !== "evaluated") colour = STATUS_COLOURS[c.status[i]] || "#888888";
   else if (by === "score") colour = c.train[i] === null ? "#888888" : hex(120 * c.train[i], 0.7, 0.45);
@@ -103,32 +103,39 @@ function colourOf(i) {
   return c.retired_by[i] !== null ? lighter(colour) : colour;
 }
 
-function nodeAttributes(i, position) {
+function nodeAttributes(i, position, by) {
   const c = state.columns;
   return { x: position.x, y: position.y, size: 4 + 2 * Math.sqrt(state.children[i]),
-           color: colourOf(i), label: `#${c.id[i]} ${c.operator[i]} ${fmt(c.train[i])}` };
+           color: colourOf(i, by), label: `#${c.id[i]} ${c.operator[i]} ${fmt(c.train[i])}` };
 }
 
 function drawGraph() {
-  const c = state.columns, positions = layout(c);
+  const c = state.columns, positions = layout(c), by = colourMode();
   if (!state.graph) {
     state.graph = new graphology.Graph({ multi: false, type: "directed" });
   }
   const graph = state.graph;
-  c.id.forEach((id, i) => {
-    const attributes = nodeAttributes(i, positions.get(id));
-    if (graph.hasNode(String(id))) graph.mergeNodeAttributes(String(id), attributes);
-    else graph.addNode(String(id), attributes);
+  // the candidates already drawn move and recolour in one update (one event for sigma,
+  // not one per node); the new ones are added with their edges (parents never change and
+  // come before their children)
+  graph.updateEachNodeAttributes((node, attributes) => {
+    const i = state.rowOf.get(Number(node));
+    return i === undefined ? attributes : nodeAttributes(i, positions.get(Number(node)), by);
   });
+  const added = [];
   c.id.forEach((id, i) => {
+    if (graph.hasNode(String(id))) return;
+    graph.addNode(String(id), nodeAttributes(i, positions.get(id), by));
+    added.push(i);
+  });
+  for (const i of added) {
     c.parents[i].forEach((p, k) => {
-      const key = `${p}>${id}`;
-      if (!graph.hasEdge(key) && graph.hasNode(String(p))) {
-        graph.addEdgeWithKey(key, String(p), String(id),
+      if (graph.hasNode(String(p))) {
+        graph.addDirectedEdgeWithKey(`${p}>${c.id[i]}`, String(p), String(c.id[i]),
           { color: k === 0 ? "#9a9a9a" : "#6a5acd", size: k === 0 ? 0.5 : 1 });
       }
     });
-  });
+  }
   if (!state.renderer) {
     state.renderer = new Sigma(graph, document.getElementById("graph"), {
       renderLabels: true, labelRenderedSizeThreshold: 8, zIndex: true,
@@ -151,28 +158,36 @@ function drawGraph() {
   document.getElementById("counts").textContent = `${c.id.length} candidates`;
 }
 
+function colourMode() {
+  return document.getElementById("colour-by").value;
+}
+
 function recolour() {
   if (!state.graph) return;
-  state.columns.id.forEach((id, i) => state.graph.setNodeAttribute(String(id), "color", colourOf(i)));
-  state.renderer.refresh();
+  const by = colourMode();
+  state.graph.updateEachNodeAttributes(
+    (node, attributes) => ({ ...attributes, color: colourOf(state.rowOf.get(Number(node)), by) }),
+    { attributes: ["color"] });
+}
+
+function visibleSet() {  // the ids the "show" menu keeps (null: all)
+  const mode = document.getElementById("filter").value, c = state.columns;
+  if (mode === "all" || state.selected === null || !state.rowOf.has(state.selected)) return null;
+  if (mode === "clade") {
+    const root = state.root[state.rowOf.get(state.selected)];
+    return new Set(c.id.filter((id, i) => state.root[i] === root));
+  }
+  const seen = new Set([state.selected]), todo = [state.selected];  // ancestry: every parent
+  while (todo.length) {
+    for (const p of c.parents[state.rowOf.get(todo.pop())] || []) {
+      if (!seen.has(p) && state.rowOf.has(p)) { seen.add(p); todo.push(p); }
+    }
+  }
+  return seen;
 }
 
 function applyFilter() {
-  const mode = document.getElementById("filter").value, c = state.columns;
-  if (mode === "all" || state.selected === null || !state.rowOf.has(state.selected)) {
-    state.visible = null;
-  } else if (mode === "clade") {
-    const root = state.root[state.rowOf.get(state.selected)];
-    state.visible = new Set(c.id.filter((id, i) => state.root[i] === root));
-  } else {  // ancestry: every parent, not only the first
-    const seen = new Set([state.selected]), todo = [state.selected];
-    while (todo.length) {
-      for (const p of c.parents[state.rowOf.get(todo.pop())] || []) {
-        if (!seen.has(p) && state.rowOf.has(p)) { seen.add(p); todo.push(p); }
-      }
-    }
-    state.visible = seen;
-  }
+  state.visible = visibleSet();
   if (state.renderer) state.renderer.refresh();
 }
 
@@ -243,18 +258,40 @@ async function select(id, { move = true } = {}) {
 }
 
 // -- the run panels ---------------------------------------------------------------------------
+function extent(points, axis, from, to) {  // a loop: spreading 100k values into Math.min overflows the stack
+  let low = from, high = to;
+  for (const p of points) { if (p[axis] < low) low = p[axis]; if (p[axis] > high) high = p[axis]; }
+  return [low, high];
+}
+
+function envelope(points, x0, x1, columns) {
+  // points sorted by x, thinned to the lowest and the highest of each of the chart's
+  // columns: the line looks the same and a run of 100k candidates costs no more to draw
+  if (points.length <= 2 * columns) return points;
+  const kept = [];
+  let column = -1, low = null, high = null;
+  const flush = () => { if (low) kept.push(...(low === high ? [low] : low[0] <= high[0] ? [low, high] : [high, low])); };
+  for (const p of points) {
+    const c = Math.floor(columns * (p[0] - x0) / ((x1 - x0) || 1));
+    if (c !== column) { flush(); column = c; low = high = p; continue; }
+    if (p[1] < low[1]) low = p;
+    if (p[1] > high[1]) high = p;
+  }
+  flush();
+  return kept;
+}
+
 function chart(title, series, legend) {
-  // series: [{points: [[x, y]], colour}]
+  // series: [{points: [[x, y]] sorted by x, colour}]
   const all = series.flatMap((s) => s.points);
   const box = el("div", {}, el("h3", { text: title }));
   if (!all.length) { box.append(el("p", { class: "legend", text: "nothing recorded yet" })); return box; }
-  const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
-  const [x0, x1] = [Math.min(...xs), Math.max(...xs) || 1], [y0, y1] = [Math.min(0, ...ys), Math.max(1, ...ys)];
+  const [x0, x1] = extent(all, 0, Infinity, -Infinity), [y0, y1] = extent(all, 1, 0, 1);
   const sx = (x) => 10 + 380 * (x - x0) / ((x1 - x0) || 1), sy = (y) => 150 - 140 * (y - y0) / ((y1 - y0) || 1);
   const plot = svg("svg", { class: "chart", viewBox: "0 0 400 160", preserveAspectRatio: "none" });
   for (const s of series) {
     plot.append(svg("polyline", { fill: "none", stroke: s.colour, "stroke-width": 1.5,
-      points: s.points.map(([x, y]) => `${sx(x)},${sy(y)}`).join(" ") }));
+      points: envelope(s.points, x0, x1, 380).map(([x, y]) => `${sx(x)},${sy(y)}`).join(" ") }));
   }
   box.append(plot, el("p", { class: "legend", text: legend }));
   return box;
@@ -304,20 +341,25 @@ function drawPanels() {
 
 // -- keeping up with the run ------------------------------------------------------------------
 async function refresh() {
-  // the cheap change counter first: the run and its graph are read again only on a change
-  const { version } = await getJSON("/api/version");
-  if (version === state.version && state.columns) return;
-  const run = await getJSON("/api/run");
+  // after the first load, the cheap change counter first: the run and its graph are read
+  // again only on a change
+  if (state.columns && (await getJSON("/api/version")).version === state.version) return;
+  const stages = { version: performance.now() };
+  const [run, graph] = await Promise.all([getJSON("/api/run"), getJSON("/api/graph")]);
+  stages.fetch = performance.now();
   state.run = run;
   document.getElementById("run-name").textContent = run.name;
   document.getElementById("run-state").textContent = run.state + (run.stop_reason ? ` (${run.stop_reason})` : "");
-  const graph = await getJSON("/api/graph");
   state.version = graph.version;
   index(graph.columns);
-  drawGraph();
-  applyFilter();
+  state.visible = visibleSet();
+  stages.index = performance.now();
+  drawGraph();  // draws once, with the filter applied
+  stages.graph = performance.now();
   drawPanels();
+  stages.panels = performance.now();
   if (!window.cladeforgeViewer.ready) {  // the first draw: stamp it once it is on screen
+    window.cladeforgeViewer.stages = stages;
     requestAnimationFrame(() => { window.cladeforgeViewer.readyAt = performance.now(); });
   }
   window.cladeforgeViewer.ready = true;
@@ -327,6 +369,7 @@ async function refresh() {
 window.cladeforgeViewer = {
   ready: false,
   readyAt: 0,  // ms from navigation start to the first drawn graph
+  stages: null,  // ms from navigation start to the end of each step of the first load
   nodePosition(id) {
     if (!state.renderer || !state.graph.hasNode(String(id))) return null;
     const p = state.renderer.graphToViewport(state.graph.getNodeAttributes(String(id)));
@@ -348,7 +391,16 @@ document.getElementById("colour-by").addEventListener("change", recolour);
 document.getElementById("filter").addEventListener("change", applyFilter);
 
 async function poll() {
-  try { await refresh(); } catch (error) { console.error(error); }
-  setTimeout(poll, 1000);
+  const started = performance.now(), problem = document.getElementById("problem");
+  try {
+    await refresh();
+    problem.textContent = "";
+  } catch (error) {  // shown, and tried again: the server may be restarting
+    problem.textContent = `cannot update: ${error.message}`;
+    console.error(error);
+  }
+  // a large run takes a while to read and draw: wait at least as long again before the
+  // next look, so the page stays free for the user
+  setTimeout(poll, Math.max(1000, 2 * (performance.now() - started)));
 }
 poll();

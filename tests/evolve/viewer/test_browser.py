@@ -100,20 +100,30 @@ def open_page(browser: Any, url: str) -> tuple[Any, list[str]]:
     return page, errors
 
 
-def click_node(page: Any, cid: int) -> str:
-    """Bring #cid into view, then click where it is drawn (once the camera stopped)."""
-    page.evaluate(f"() => window.cladeforgeViewer.focus({cid})")
-    time.sleep(0.05)  # the animation starts on the next frame
-    until(lambda: not page.evaluate("() => window.cladeforgeViewer.moving()"),
-          "the camera to stop")
-    time.sleep(0.2)  # sigma finds the node under the mouse in its last frame: let it draw
-    where = page.evaluate(f"() => window.cladeforgeViewer.nodePosition({cid})")
-    assert where is not None, f"#{cid} is not drawn"
-    page.mouse.move(where["x"], where["y"])
-    time.sleep(0.1)
-    page.mouse.click(where["x"], where["y"])
-    return until(lambda: (t := pane_title(page)).startswith(f"#{cid} ") and t,
-                 f"the pane of #{cid}")
+def click_node(page: Any, cid: int, tries: int = 3) -> str:
+    """Bring #cid into view, then click where it is drawn (once the camera stopped); the
+    pane's title.
+
+    Sigma finds the node under the mouse in the picking image of its last frame; on a
+    loaded machine that frame can lag the click, which then finds nothing, as it would
+    for a person, who clicks again: so does this, up to ``tries`` times."""
+    for _ in range(tries):
+        page.evaluate(f"() => window.cladeforgeViewer.focus({cid})")
+        time.sleep(0.05)  # the animation starts on the next frame
+        until(lambda: not page.evaluate("() => window.cladeforgeViewer.moving()"),
+              "the camera to stop")
+        time.sleep(0.2)  # let sigma draw the frame it picks from
+        where = page.evaluate(f"() => window.cladeforgeViewer.nodePosition({cid})")
+        assert where is not None, f"#{cid} is not drawn"
+        page.mouse.move(where["x"], where["y"])
+        time.sleep(0.1)
+        page.mouse.click(where["x"], where["y"])
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if (title := pane_title(page)).startswith(f"#{cid} "):
+                return title
+            time.sleep(0.05)
+    raise AssertionError(f"{tries} clicks on #{cid} did not show its pane")
 
 
 def pane_title(page: Any) -> str:
