@@ -377,6 +377,7 @@ window.cladeforgeViewer = {
     return { x: box.left + p.x, y: box.top + p.y };
   },
   nodes() { return state.graph ? state.graph.nodes().map(Number) : []; },
+  colour(id) { return state.graph && state.graph.hasNode(String(id)) ? state.graph.getNodeAttribute(String(id), "color") : null; },
   focus,
   moving() { return Boolean(state.renderer && state.renderer.getCamera().isAnimated()); },
   hidden(id) { return Boolean(state.visible && !state.visible.has(id)); },

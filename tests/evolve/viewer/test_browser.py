@@ -212,9 +212,43 @@ def test_new_candidates_appear_while_the_run_writes(browser: Any, archive) -> No
                                                "mutate", generation=3))
         until(lambda: c.id in page.evaluate("() => window.cladeforgeViewer.nodes()"),
               "the new candidate to appear", timeout=10)
+        pending = page.evaluate(f"() => window.cladeforgeViewer.colour({c.id})")
         storage.finish_candidate(c.id, Status.EVALUATED, scores=[SplitScore("train", 0.9)])
+        until(lambda: page.evaluate(f"() => window.cladeforgeViewer.colour({c.id})") != pending,
+              "the drawn node to take its score's colour", timeout=10)
         click_node(page, c.id)
         until(lambda: "(evaluated)" in pane_title(page), "its new status")
+        assert errors == []
+
+
+def test_a_lost_server_is_shown_in_the_page(browser: Any, archive) -> None:
+    run_dir, _ = archive
+    with serving(run_dir) as url:
+        page, _ = open_page(browser, url)
+        assert page.text_content("#problem") == ""
+    until(lambda: "cannot update" in page.text_content("#problem"),
+          "the page to say it cannot update", timeout=10)
+
+
+def test_the_score_chart_of_a_long_run(browser: Any, archive) -> None:
+    """300,000 points: their range is found without spreading them into one call (which
+    overflows the stack past ~100k values: a 100k-candidate run drew nothing), and each
+    line is thinned to the lowest and highest point of each of the chart's 380 columns,
+    the extremes kept."""
+    run_dir, _ = archive
+    with serving(run_dir) as url:
+        page, errors = open_page(browser, url)
+        line = page.evaluate("""() => {
+            const points = Array.from({ length: 300000 },
+                                      (_, i) => [i + 1, ((i * 7919) % 1000) / 1000]);
+            const box = chart("Score", [{ points, colour: "#000000" }], "legend");
+            return box.querySelector("polyline").getAttribute("points");
+        }""")
+        drawn = [tuple(map(float, p.split(","))) for p in line.split()]
+        assert 380 <= len(drawn) <= 2 * 381
+        assert [x for x, _ in drawn] == sorted(x for x, _ in drawn)
+        ys = [y for _, y in drawn]  # y 0 is drawn at 150, y 0.999 at 150 - 140 * 0.999
+        assert max(ys) == pytest.approx(150) and min(ys) == pytest.approx(150 - 139.86)
         assert errors == []
 
 
