@@ -68,7 +68,9 @@ def one_run(args: argparse.Namespace, base_url: str, selector: str, novelty: flo
         data["diversity"]["novelty_threshold"] = novelty
     run = open_or_create(config_from_data(apply_overrides(data, args.overrides)), base_url)
     try:
-        run.execute()
+        kept = run_status(run)["state"] == "finished"
+        if not kept:
+            run.execute()
         report = run_status(run)
     finally:
         run.close()
@@ -83,6 +85,7 @@ def one_run(args: argparse.Namespace, base_url: str, selector: str, novelty: flo
         "collapse": last.get("first_warning") is not None,
         "rejected": report["children"]["by_reason"].get("near_duplicate", 0),
         "minutes": report["elapsed_seconds"] / 60,
+        "kept": kept,
     }
 
 
@@ -169,7 +172,8 @@ def main() -> int:
                     done += 1
                     print(f"[{done}/{total}] {selector} novelty {key[1]} seed {seed}: best val "
                           f"{cell([result['best_val']])}, pass@1 {cell([result['pass1']])}, "
-                          f"pass@K {cell([result['passK']])}, {result['minutes']:.1f} min",
+                          f"pass@K {cell([result['passK']])}, {result['minutes']:.1f} min"
+                          + (" (kept from an earlier call)" if result["kept"] else ""),
                           file=sys.stderr, flush=True)
     finally:
         asyncio.run(server.stop())

@@ -1,11 +1,12 @@
-"""Smoke tests of ``benchmarks/overhead.py`` and ``benchmarks/viewer_load.py``: they run
-and print their tables.
+"""Smoke tests of ``benchmarks/overhead.py``, ``benchmarks/viewer_load.py`` and
+``benchmarks/diversity.py``: they run and print their tables.
 
 Timings are only printed, never asserted (performance targets live in benchmarks).
 """
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -45,3 +46,39 @@ def test_viewer_load_prints_its_table(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     [row] = [line.split() for line in done.stdout.splitlines() if line.lstrip().startswith("300")]
     assert row[1].endswith("MB") and all(float(x) > 0 for x in row[2:])
+
+
+def test_diversity_keeps_the_finished_runs_of_its_runs_dir(tmp_path: Path) -> None:
+    """A tiny benchmarks/diversity.py on the embedded model; called again on the same
+    --runs-dir it reads the finished run instead of running it again (same row, no new
+    candidate), and a call whose config differs is refused rather than mixed in."""
+    import sqlite3
+    command = [sys.executable, str(ROOT / "benchmarks" / "diversity.py"), "--selectors",
+               "tournament", "--seeds", "0", "--novelty", "0", "--budget", "3",
+               "--runs-dir", str(tmp_path / "runs"), "--set", "evolution.population_size=2",
+               "--set", "diversity.probe_size=2", "--set", "diversity.probe_members=2",
+               "--set", "fitness.validation_size=4",
+               "--set", "fitness.options.validation_size=4"]
+
+    def call(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*command, *extra], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=900)
+
+    def candidates() -> int:
+        db = tmp_path / "runs" / "tournament-plain-s0" / "archive.sqlite"
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            return conn.execute("SELECT count(*) FROM candidates").fetchone()[0]
+
+    first = call()
+    assert first.returncode == 0, first.stderr
+    [row] = [line for line in first.stdout.splitlines() if line.startswith("tournament")]
+    made = candidates()
+    assert made >= 3 and "kept from an earlier call" not in first.stderr
+    again = call()
+    assert again.returncode == 0, again.stderr
+    assert "kept from an earlier call" in again.stderr
+    assert [line for line in again.stdout.splitlines() if line.startswith("tournament")] == [row]
+    assert candidates() == made
+    other = call("--budget", "4")
+    assert other.returncode != 0 and "made with another config" in other.stderr
+    assert candidates() == made
