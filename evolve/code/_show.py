@@ -1,4 +1,5 @@
-"""What ``evolve show`` adds for a code candidate: its commit, and its files or its diffs."""
+"""What ``evolve show`` adds for a code candidate: its commit, its program, and its files
+or its diffs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 from archive import Candidate
 
 from ._repo import RepoError, RunRepo
+
+SHOWN_CHARS = 100_000  # of one file's text; `evolve checkout` writes the whole file
 
 
 def show_candidate(candidate: Candidate, parents: Mapping[int, Candidate],
@@ -27,35 +30,49 @@ def show_code(candidate: Candidate, parents: Mapping[int, Candidate], repo: RunR
               no_repo: str = "the run has no git repository") -> dict[str, Any]:
     """The git side of a code candidate, to merge into ``show``'s dict.
 
-    ``diffs`` maps each parent id to git's diff from the parent's commit to this one;
-    a founder (no parents) lists its ``files`` with their sizes in bytes instead.
-    ``repo_errors`` maps "commit", "files" or "parent #<id>" to why that part could not
-    be read (no repository, a commit missing from it, a parent without a commit), so
-    that ``show`` still reports everything else. ``parents`` maps the parent ids to their
+    ``program`` maps the path of each text (UTF-8) file of the candidate's commit to its
+    text, cut after ``SHOWN_CHARS`` characters with a note; ``diffs`` maps each parent id
+    to git's diff from the parent's commit to this one; a founder (no parents) lists its
+    ``files`` (binary ones included) with their sizes in bytes instead. ``repo_errors``
+    maps "commit", "program", "files" or "parent #<id>" to why that part could not be read
+    (no repository, a commit missing from it, a parent without a commit), so that
+    ``show`` still reports everything else. ``parents`` maps the parent ids to their
     candidates; ``no_repo`` is the reason given when ``repo`` is None.
     """
     commit = candidate.genome.get("commit")
-    diffs: dict[int, str] = {}
-    errors: dict[str, str] = {}
-    files: list[dict[str, Any]] | None = None
+    shown: dict[str, Any] = {"commit": commit, "program": {}, "files": None, "diffs": {},
+                             "repo_errors": {}}
+    errors = shown["repo_errors"]
     if not commit:
         errors["commit"] = "this candidate has no commit (it was not materialised)"
-    elif repo is None:
+        return shown
+    if repo is None:
         errors["commit"] = no_repo
-    elif not candidate.parent_ids:
+        return shown
+    try:
+        shown["program"] = {path: _cut(text) for path, text in repo.text_files(commit).items()}
+    except RepoError as exc:
+        errors["program"] = str(exc)
+    if not candidate.parent_ids:
         try:
-            files = [{"path": path, "size": len(data)}
-                     for path, data in repo.files(commit).items()]
+            shown["files"] = [{"path": path, "size": len(data)}
+                              for path, data in repo.files(commit).items()]
         except RepoError as exc:
             errors["files"] = str(exc)
-    else:
-        for pid in candidate.parent_ids:
-            parent_commit = parents[pid].genome.get("commit") if pid in parents else None
-            if not parent_commit:
-                errors[f"parent #{pid}"] = "it has no commit"
-                continue
-            try:
-                diffs[pid] = repo.diff(commit, parent_commit)
-            except RepoError as exc:
-                errors[f"parent #{pid}"] = str(exc)
-    return {"commit": commit, "files": files, "diffs": diffs, "repo_errors": errors}
+    for pid in candidate.parent_ids:
+        parent_commit = parents[pid].genome.get("commit") if pid in parents else None
+        if not parent_commit:
+            errors[f"parent #{pid}"] = "it has no commit"
+            continue
+        try:
+            shown["diffs"][pid] = repo.diff(commit, parent_commit)
+        except RepoError as exc:
+            errors[f"parent #{pid}"] = str(exc)
+    return shown
+
+
+def _cut(text: str) -> str:
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return (text[:SHOWN_CHARS] + f"\n... ({len(text) - SHOWN_CHARS} more characters; "
+            "evolve checkout writes the whole file)\n")

@@ -19,6 +19,7 @@ from evolve._config import RunConfig, config_to_data
 from evolve._report import format_show, show
 from evolve.cli import main
 from evolve.code._repo import REPO_DIR, RunRepo
+from evolve.code._show import SHOWN_CHARS, show_code
 
 SEED_FILES = {"solve.py": "def solve(x):\n    return x\n", "lib/util.py": "K = 1\n",
               "data/blob.bin": b"\x00\xff" * 5}
@@ -111,9 +112,13 @@ def test_show_json_has_diffs_by_parent_id(code_run: CodeRun, capsys) -> None:
         assert data["diffs"]["2"] == repo.diff(code_run.merged, code_run.left)
         assert data["diffs"]["3"] == repo.diff(code_run.merged, code_run.right)
     assert data["files"] is None and data["repo_errors"] == {}
+    # the program: the text files of the merge's own commit (the binary one left out)
+    assert data["program"] == {"lib/util.py": "K = 2\n",
+                               "solve.py": "def solve(x):\n    return x * 2\n"}
     _, out, _ = run_cli(capsys, "show", code_run.directory, 1, "--json")
     founder = json.loads(out)
     assert founder["diffs"] == {}
+    assert founder["program"] == {k: v for k, v in SEED_FILES.items() if isinstance(v, str)}
     assert founder["files"] == [{"path": "data/blob.bin", "size": 10},
                                 {"path": "lib/util.py", "size": 6},
                                 {"path": "solve.py", "size": len(SEED_FILES["solve.py"])}]
@@ -192,3 +197,15 @@ def test_checkout_of_a_prompt_candidate_is_a_one_line_error(code_run: CodeRun, c
     assert not (tmp_path / "out").exists()
     code, _, err = run_cli(capsys, "checkout", code_run.directory, 99, tmp_path / "out")
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_show_cuts_a_long_file_of_the_program(tmp_path: Path) -> None:
+    long = "x" * (SHOWN_CHARS + 7)
+    with RunRepo.for_run(tmp_path, create=True) as repo:
+        sha = repo.commit({"big.txt": long, "small.py": "pass\n"}, [], "big", 1)
+        storage = SQLiteStorage(tmp_path / "archive.sqlite")
+        founder = storage.add_candidate(NewCandidate(0, "code", {"commit": sha}))
+        storage.close()
+        program = show_code(founder, {}, repo)["program"]
+    assert program["small.py"] == "pass\n"
+    assert program["big.txt"].startswith("x" * SHOWN_CHARS + "\n... (7 more characters;")

@@ -222,6 +222,17 @@ function drawCandidate(data) {
   for (const [parent, diff] of Object.entries(data.diffs || {})) {
     parts.push(section(`Diff against parent #${parent}`, el("pre", { class: "diff", text: diff })));
   }
+  for (const [where, error] of Object.entries(data.repo_errors || {})) {
+    parts.push(el("p", { class: "reason", text: `git (${where}): ${error}` }));
+  }
+  const program = Object.entries(data.program || {});
+  if (program.length) {
+    // a founder's files are open; a child's are folded below its diffs
+    const open = !(data.parents && data.parents.length);
+    parts.push(section("Program", ...program.map(([path, text]) => el("details",
+      open ? { class: "file", open: "" } : { class: "file" },
+      el("summary", { text: path }), el("pre", { class: "program", text })))));
+  }
   const rows = [el("tr", {}, el("th", { text: "split" }), el("th", { text: "mean" }),
     el("th", { text: "examples (id: score, answer)" }))];
   for (const [split, score] of Object.entries(data.scores || {})) {

@@ -261,3 +261,40 @@ def test_a_token_protected_viewer_shows_nothing_without_it(browser: Any, archive
         page, errors = open_page(browser, f"{url}?token=t0ken")
         click_node(page, 1)  # the API calls carry the cookie the first answer set
         assert errors == []
+
+
+def test_a_code_candidate_shows_its_program_and_its_diff(browser: Any, tmp_path: Path) -> None:
+    """A code run's founder shows its program's text files (open); its child shows git's
+    diff against it, and its own program folded below."""
+    from evolve.code._repo import RunRepo
+
+    run_dir = tmp_path / "code-run"
+    run_dir.mkdir()
+    storage = SQLiteStorage(run_dir / "archive.sqlite")
+    storage.set_meta({"config": {"name": "code", "budget": {"candidates": 2}},
+                      "state": "finished"})
+    founder_files = {"solve.py": "def solve(x):\n    return x  # <b>founder</b>\n",
+                     "data.bin": b"\x00\xff"}
+    with RunRepo.for_run(run_dir, create=True) as repo:
+        seed = repo.commit(founder_files, [], "seed", 1)
+        child = repo.commit({**founder_files, "solve.py": "def solve(x):\n    return 2 * x\n"},
+                            [seed], "child", 2)
+    for slot, (sha, parents) in enumerate([(seed, ()), (child, (1,))]):
+        c = storage.add_candidate(NewCandidate(slot, "code", {"commit": sha}, parents,
+                                               "mutate" if parents else "seed"))
+        storage.finish_candidate(c.id, Status.EVALUATED, scores=[SplitScore("train", 0.5)])
+    storage.close()
+    with serving(run_dir) as url:
+        page, errors = open_page(browser, url)
+        click_node(page, 1)
+        files = page.evaluate("""() => [...document.querySelectorAll('#pane details.file')]
+            .map((d) => [d.querySelector('summary').textContent, d.open,
+                         d.querySelector('pre').textContent])""")
+        assert files == [["solve.py", True, founder_files["solve.py"]]]  # no binary file
+        assert page.evaluate("() => document.querySelectorAll('#pane b').length") == 0
+        click_node(page, 2)
+        diff = page.text_content("#pane pre.diff")
+        assert "-    return x  # <b>founder</b>\n+    return 2 * x\n" in diff
+        assert page.evaluate("""() => [...document.querySelectorAll('#pane details.file')]
+            .map((d) => d.open)""") == [False]
+        assert errors == []
