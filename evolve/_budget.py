@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from ._config import BudgetConfig
@@ -40,8 +42,17 @@ class Budget:
         if c.tokens is not None and tokens >= c.tokens:
             return f"token budget reached ({tokens}/{c.tokens})"
         if c.wall_time is not None and self.elapsed() >= c.wall_time:
-            return f"wall-time budget reached ({self.elapsed():.0f}s/{c.wall_time:.0f}s)"
+            return self.wall_time_reason()
         return None
+
+    def seconds_left(self) -> float | None:
+        """Wall time left before the wall-time budget is reached (None: no such budget)."""
+        if self.config.wall_time is None:
+            return None
+        return self.config.wall_time - self.elapsed()
+
+    def wall_time_reason(self) -> str:
+        return f"wall-time budget reached ({self.elapsed():.0f}s/{self.config.wall_time:.0f}s)"
 
     def fraction(self, archive_size: int, tokens: int) -> float | None:
         """How much of the tightest budget is spent (for the ETA), or None if unbounded."""
@@ -54,3 +65,21 @@ class Budget:
         if c.wall_time:
             parts.append(self.elapsed() / c.wall_time)
         return min(1.0, max(parts)) if parts else None
+
+
+async def within_wall_time(budget: Budget, work: Awaitable[str]) -> str:
+    """``work``'s result, or the wall-time budget's reason once that budget runs out, even
+    in the middle of a generation or a slow LLM request: ``work`` is then cancelled as by
+    Ctrl-C (what is committed stays, candidates in flight stay pending and a resume with
+    more time evaluates them)."""
+    left = budget.seconds_left()
+    if left is None:
+        return await work
+    deadline = asyncio.timeout(max(0.0, left))
+    try:
+        async with deadline:
+            return await work
+    except TimeoutError:
+        if not deadline.expired():
+            raise  # a timeout of the work's own, not the budget's
+        return budget.wall_time_reason()

@@ -287,7 +287,9 @@ class BudgetConfig(Section):
     tokens: Int | None = Field(None, ge=1, description=(
         "Stop after this many LLM tokens (prompt + completion; None: no limit)."))
     wall_time: Float | None = Field(None, gt=0, description=(
-        "Stop after this many seconds of running (summed over resumes; None: no limit)."))
+        "Stop after this many seconds of running (summed over resumes; None: no limit), "
+        "even in the middle of a generation: the candidates still being made are dropped "
+        "and those being scored stay pending, for a resume with more time to score."))
 
 
 class RunConfig(Section):

@@ -23,7 +23,7 @@ import yaml
 
 from archive import ArchiveError, SQLiteStorage, copy_archive
 
-from ._budget import Budget
+from ._budget import Budget, within_wall_time
 from ._clients import preflight
 from ._config import RunConfig, apply_overrides, config_from_data, config_to_data
 from ._errors import CladeforgeError, RunStateError
@@ -163,9 +163,9 @@ class Run:
     async def _execute(self, budget: Budget, progress: Progress) -> str:
         async with open_loop(self.config, self.storage, self.directory, budget,
                              progress=progress) as loop:
-            if self.config.evolution.mode == "generational":
-                return await loop.generational()
-            return await loop.steady_state()
+            drive = (loop.generational if self.config.evolution.mode == "generational"
+                     else loop.steady_state)
+            return await within_wall_time(budget, drive())
 
     def _lock(self) -> _RunLock:
         return _RunLock(self.directory / LOCK_FILE)

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
+
+import pytest
 
 from evolve._budget import Budget
 from evolve._config import BudgetConfig
 from evolve._progress import ProgressBar
+from evolve.cli import main
+
+from ..stub_openai import Reply, StubOpenAI
+from .conftest import read_rows, status_json
+from .test_roles import llm_config, write_config
 
 
 def test_first_budget_reached_is_the_reason():
@@ -83,3 +91,36 @@ def test_the_progress_line_shows_the_wall_time_of_the_budget_the_loop_runs_by():
     budget.start()
     ProgressBar(stream=stream, plain_interval=0)(_Engine(3, 0), budget)
     assert "60%" in stream.getvalue() or "61%" in stream.getvalue(), stream.getvalue()
+
+
+def test_the_wall_time_budget_stops_a_run_in_the_middle_of_slow_scoring(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The task model takes 30 s an answer and the run has 2 s: it stops at 2 s, not after
+    the generation, with the budget's reason; the founders it was scoring stay pending and
+    a resume with more time (and a quick task model) scores them."""
+    with StubOpenAI() as mutator, StubOpenAI(Reply.slow(30.0)) as slow_task:
+        llm = llm_config(mutator.base_url)
+        llm["task"] = {**llm["mutator"], "base_url": slow_task.base_url, "timeout": 60.0}
+        config = write_config(
+            tmp_path, mutator.base_url, llm=llm, sandbox={},
+            fitness={"benchmark": "arithmetic", "batch_size": 2, "validate_top": 0},
+            evolution={"genome": "prompt", "population_size": 3},
+            budget={"candidates": 6, "wall_time": 2.0})
+        started = time.monotonic()
+        assert main(["run", str(config), "--name", "timed", "--quiet"]) == 0
+        took = time.monotonic() - started
+        capsys.readouterr()
+        run_dir = tmp_path / "runs" / "timed"
+        status = status_json(run_dir)
+        assert took < 25, f"the run went on for {took:.0f} s"  # not the 30 s of an answer
+        assert status["state"] == "finished"
+        assert status["stop_reason"].startswith("wall-time budget reached (2s/2s)")
+        pending = read_rows(run_dir, "SELECT id FROM candidates WHERE status = 'pending'")
+        assert len(pending) == 3  # the founders, written, none scored
+        with StubOpenAI() as quick_task:
+            assert main(["resume", str(run_dir), "--quiet", "--set", "budget.wall_time=600",
+                         "--set", f"llm.task.base_url={quick_task.base_url}"]) == 0
+    status = status_json(run_dir)
+    assert status["state"] == "finished" and status["candidates"] == 6
+    assert read_rows(run_dir, "SELECT count(*) FROM candidates WHERE status = 'pending'") \
+        == [(0,)]
