@@ -89,6 +89,7 @@ def _fitness(plot: _Plotter, index: ArchiveIndex) -> list[str]:
             scored = index.scored(split)
             ax.set_title(split)
             ax.set_xlabel("candidate id")
+            plot.whole_numbers(ax.xaxis)
             if not scored:
                 ax.text(0.5, 0.5, "no scores", ha="center", transform=ax.transAxes)
                 continue
@@ -110,7 +111,7 @@ def _collapse(plot: _Plotter, index: ArchiveIndex, history: Any) -> list[str]:
             lines.append(f'<p class="warn">{_e(warning)}</p>')
         lines.append(f"<p>{len(history)} snapshots recorded.</p>")
         lines.append(_pass_at_k_image(plot, history))
-        lines.append(plot.image(lambda fig: _draw_over_time(fig, history),
+        lines.append(plot.image(lambda fig: _draw_over_time(plot, fig, history),
                                 "live clades, genome distance and solved-set entropy",
                                 (10, 3)))
         lines.append(_snapshot_table(history[-1], "latest snapshot"))
@@ -184,9 +185,16 @@ class _Plotter:
             from matplotlib import colormaps
             from matplotlib.backends.backend_agg import FigureCanvasAgg
             from matplotlib.figure import Figure
+            from matplotlib.ticker import MaxNLocator
         except ImportError as exc:
             raise CladeforgeError(MISSING_MATPLOTLIB) from exc
         self._figure, self._canvas, self.colormaps = Figure, FigureCanvasAgg, colormaps
+        self._locator = MaxNLocator
+
+    def whole_numbers(self, *axes: Any) -> None:
+        """Ticks only at whole numbers on these axes (candidate ids, counts)."""
+        for axis in axes:
+            axis.set_major_locator(self._locator(integer=True))
 
     def image(self, draw: Callable[[Any], None], alt: str,
               size: tuple[float, float]) -> str:
@@ -226,7 +234,7 @@ def _pass_at_k_image(plot: _Plotter, history: Sequence[Mapping[str, Any]]) -> st
     return plot.image(draw, "pass@k per generation", (7, 3.5))
 
 
-def _draw_over_time(fig: Any, history: Sequence[Mapping[str, Any]]) -> None:
+def _draw_over_time(plot: _Plotter, fig: Any, history: Sequence[Mapping[str, Any]]) -> None:
     x = [s.get("candidates", i) for i, s in enumerate(history)]
     for ax, key, title in zip(fig.subplots(1, 3), ("live_clades", "mean_distance",
                                                    "solved_entropy"),
@@ -235,6 +243,10 @@ def _draw_over_time(fig: Any, history: Sequence[Mapping[str, Any]]) -> None:
         ax.plot(x, [np.nan if s.get(key) is None else s[key] for s in history], marker=".")
         ax.set_title(title)
         ax.set_xlabel("candidates")
+        plot.whole_numbers(ax.xaxis)
+        if key == "live_clades":  # a count: from 0, in whole numbers
+            ax.set_ylim(bottom=0)
+            plot.whole_numbers(ax.yaxis)
 
 
 def _snapshot_table(snap: Mapping[str, Any], label: str) -> str:
