@@ -234,13 +234,7 @@ class RunRepo:
     def text_files(self, sha: str) -> dict[str, str]:
         """The files of commit ``sha`` that are valid UTF-8, decoded; other (binary) files
         are left out (``files`` has them all)."""
-        out: dict[str, str] = {}
-        for path, data in self.files(sha).items():
-            try:
-                out[path] = data.decode("utf-8")
-            except UnicodeDecodeError:
-                logger.debug("%s in %s is not UTF-8 text; left out", path, sha)
-        return out
+        return text_only(self.files(sha), sha)
 
     def diff(self, sha: str, parent_sha: str) -> str:
         """git's unified diff from ``parent_sha`` to ``sha`` (renames detected, binary
@@ -418,3 +412,14 @@ def _nest(files: Mapping[str, str | bytes]) -> dict[str, object]:
             raise RepoError(f"{path!r} is both a file and a directory")
         node[parts[-1]] = content
     return root
+
+
+def text_only(files: Mapping[str, bytes], sha: str) -> dict[str, str]:
+    """``files`` (of commit ``sha``) that are valid UTF-8, decoded; binary ones left out."""
+    out: dict[str, str] = {}
+    for path, data in files.items():
+        try:
+            out[path] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            logger.debug("%s in %s is not UTF-8 text; left out", path, sha)
+    return out

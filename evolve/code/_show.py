@@ -9,7 +9,7 @@ from typing import Any
 
 from archive import Candidate
 
-from ._repo import RepoError, RunRepo
+from ._repo import RepoError, RunRepo, text_only
 
 SHOWN_CHARS = 100_000  # of one file's text; `evolve checkout` writes the whole file
 
@@ -34,10 +34,11 @@ def show_code(candidate: Candidate, parents: Mapping[int, Candidate], repo: RunR
     text, cut after ``SHOWN_CHARS`` characters with a note; ``diffs`` maps each parent id
     to git's diff from the parent's commit to this one; a founder (no parents) lists its
     ``files`` (binary ones included) with their sizes in bytes instead. ``repo_errors``
-    maps "commit", "program", "files" or "parent #<id>" to why that part could not be read
-    (no repository, a commit missing from it, a parent without a commit), so that
-    ``show`` still reports everything else. ``parents`` maps the parent ids to their
-    candidates; ``no_repo`` is the reason given when ``repo`` is None.
+    maps "commit", "files" (the commit's files, which the program is read from too) or
+    "parent #<id>" to why that part could not be read (no repository, a commit missing
+    from it, a parent without a commit), so that ``show`` still reports everything else.
+    ``parents`` maps the parent ids to their candidates; ``no_repo`` is the reason given
+    when ``repo`` is None.
     """
     commit = candidate.genome.get("commit")
     shown: dict[str, Any] = {"commit": commit, "program": {}, "files": None, "diffs": {},
@@ -50,15 +51,13 @@ def show_code(candidate: Candidate, parents: Mapping[int, Candidate], repo: RunR
         errors["commit"] = no_repo
         return shown
     try:
-        shown["program"] = {path: _cut(text) for path, text in repo.text_files(commit).items()}
+        files = repo.files(commit)
     except RepoError as exc:
-        errors["program"] = str(exc)
-    if not candidate.parent_ids:
-        try:
-            shown["files"] = [{"path": path, "size": len(data)}
-                              for path, data in repo.files(commit).items()]
-        except RepoError as exc:
-            errors["files"] = str(exc)
+        errors["files"] = str(exc)
+    else:
+        shown["program"] = {path: _cut(text) for path, text in text_only(files, commit).items()}
+        if not candidate.parent_ids:
+            shown["files"] = [{"path": path, "size": len(data)} for path, data in files.items()]
     for pid in candidate.parent_ids:
         parent_commit = parents[pid].genome.get("commit") if pid in parents else None
         if not parent_commit:
