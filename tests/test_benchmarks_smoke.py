@@ -6,10 +6,11 @@ Timings are only printed, never asserted (performance targets live in benchmarks
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.evolve.conftest import read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +53,6 @@ def test_diversity_keeps_the_finished_runs_of_its_runs_dir(tmp_path: Path) -> No
     """A tiny benchmarks/diversity.py on the embedded model; called again on the same
     --runs-dir it reads the finished run instead of running it again (same row, no new
     candidate), and a call whose config differs is refused rather than mixed in."""
-    import sqlite3
     command = [sys.executable, str(ROOT / "benchmarks" / "diversity.py"), "--selectors",
                "tournament", "--seeds", "0", "--novelty", "0", "--budget", "3",
                "--runs-dir", str(tmp_path / "runs"), "--set", "evolution.population_size=2",
@@ -65,9 +65,9 @@ def test_diversity_keeps_the_finished_runs_of_its_runs_dir(tmp_path: Path) -> No
                               text=True, timeout=900)
 
     def candidates() -> int:
-        db = tmp_path / "runs" / "tournament-plain-s0" / "archive.sqlite"
-        with contextlib.closing(sqlite3.connect(db)) as conn:
-            return conn.execute("SELECT count(*) FROM candidates").fetchone()[0]
+        [(count,)] = read_rows(tmp_path / "runs" / "tournament-plain-s0",
+                               "SELECT count(*) FROM candidates")
+        return count
 
     first = call()
     assert first.returncode == 0, first.stderr
